@@ -1,0 +1,11 @@
+from django.contrib import admin
+
+from invoices.models import Customer
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin[Customer]):
+    list_display = ["name", "business", "legal_id", "send_invoices_by_email", "language", "is_walk_in"]
+    list_filter = ["business", "send_invoices_by_email", "language"]
+    list_select_related = ["business"]
+    search_fields = ["name", "legal_id", "emails"]

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from stores import views
+
+app_name = "stores"
+urlpatterns = [
+    path("", views.store_list_view, name="list"),
+]

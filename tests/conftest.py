@@ -1,0 +1,166 @@
+"""Shared fixtures: the named actors of every tenancy test, and the real services.
+
+The suite runs against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, 127.0.0.1 by
+default) and stops at once, in one line, when either cannot be reached.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client
+
+from accounts.models import Business, User
+from invoices.models import Customer
+from stores.models import Store
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls that tests
+# make around it are ordinary synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+START_REDIS = "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no"
+
+
+def _database_description() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        return f"PostgreSQL at {db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}"
+    return f"{db['ENGINE'].rsplit('.', 1)[-1]} ({db['NAME']})"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        try:
+            psycopg.connect(
+                host=db.get("HOST") or "127.0.0.1",
+                port=int(db.get("PORT") or 5432),
+                user=db.get("USER") or "postgres",
+                password=db.get("PASSWORD") or None,
+                dbname="postgres",
+                connect_timeout=3,
+            ).close()
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            pytest.exit(
+                f"{_database_description()} is unreachable ({reason}); start it with: {START_POSTGRES}",
+                returncode=3,
+            )
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.exit(
+            f"Redis at {urlsplit(settings.REDIS_URL).netloc} is unreachable ({exc}); start it with: {START_REDIS}",
+            returncode=3,
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"database: {_database_description()}; broker and cache: Redis at {urlsplit(settings.REDIS_URL).netloc}"]
+
+
+# --- The named actors -------------------------------------------------------------------
+
+
+@pytest.fixture
+def business_a(db: None) -> Business:
+    return Business.objects.create(name="Comercial A", legal_id="3-101-111111")
+
+
+@pytest.fixture
+def business_b(db: None) -> Business:
+    return Business.objects.create(name="Comercial B", legal_id="3-101-222222")
+
+
+@pytest.fixture
+def store_a(business_a: Business) -> Store:
+    return Store.objects.create(business=business_a, name="Tienda A1", legal_id="3-101-111111", email="a1@a.example")
+
+
+@pytest.fixture
+def store_a2(business_a: Business) -> Store:
+    return Store.objects.create(business=business_a, name="Tienda A2", legal_id="3-101-111111", email="a2@a.example")
+
+
+@pytest.fixture
+def store_b(business_b: Business) -> Store:
+    return Store.objects.create(business=business_b, name="Tienda B1", legal_id="3-101-222222", email="b1@b.example")
+
+
+def _user(username: str, **fields: Any) -> User:
+    return User.objects.create_user(
+        username=username, password="secret-pass-123", email=f"{username}@example.com", **fields
+    )
+
+
+@pytest.fixture
+def admin_a(business_a: Business) -> User:
+    """Store admin of business A."""
+    return _user("admin_a", business=business_a, role=User.Role.STORE_ADMIN)
+
+
+@pytest.fixture
+def cashier_a(business_a: Business, store_a: Store) -> User:
+    """Cashier of business A, assigned to store A1 only."""
+    user = _user("cashier_a", business=business_a, role=User.Role.CASHIER)
+    user.stores.add(store_a)
+    return user
+
+
+@pytest.fixture
+def admin_b(business_b: Business) -> User:
+    """Store admin of another business."""
+    return _user("admin_b", business=business_b, role=User.Role.STORE_ADMIN)
+
+
+@pytest.fixture
+def support(db: None) -> User:
+    """FinanzaPro support staff: sees every business."""
+    return _user("support", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def customer_a(business_a: Business) -> Customer:
+    return Customer.objects.create(
+        business=business_a, name="Cliente A", emails="cliente@a.example", send_invoices_by_email=True
+    )
+
+
+@pytest.fixture
+def customer_b(business_b: Business) -> Customer:
+    return Customer.objects.create(business=business_b, name="Cliente B", emails="cliente@b.example")
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def screenshots_dir() -> Iterator[Path]:
+    path = PROJECT_DIR / "var" / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright launches Debian's Chromium: Playwright cannot download its own here."""
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "locale": "es-CR", "viewport": {"width": 1280, "height": 800}}

@@ -43,7 +43,8 @@ django.setup()
 print(json.dumps({
     "db": settings.DATABASES["default"]["ENGINE"], "db_name": str(settings.DATABASES["default"]["NAME"]),
     "broker": settings.CELERY_BROKER_URL, "queue": settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", ""),
-    "email": [settings.MAILERS["default"]["OPTIONS"]["host"], settings.MAILERS["default"]["OPTIONS"]["port"]], "language": settings.LANGUAGE_CODE, "debug": settings.DEBUG,
+    "email": [settings.MAILERS["default"]["OPTIONS"][key] for key in ("host", "port")],
+    "language": settings.LANGUAGE_CODE, "debug": settings.DEBUG,
 }))
 """
 

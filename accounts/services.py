@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from accounts.models import Business, User
-from invoices.models import Customer
+from invoices.models import Customer, ReportFormat
 from stores.models import Store
 
 DEMO_BUSINESS_LEGAL_ID = "3-101-000001"
@@ -37,6 +37,7 @@ def demo_data_load() -> tuple[Business, list[DemoLogin]]:
     business, _ = Business.objects.get_or_create(
         legal_id=DEMO_BUSINESS_LEGAL_ID, defaults={"name": "Comercial La Sabana S.A."}
     )
+    # The help article's example: the store prints 80 mm tickets, customers get a full page.
     central, _ = Store.objects.get_or_create(
         business=business,
         name="Tienda Central",
@@ -45,6 +46,11 @@ def demo_data_load() -> tuple[Business, list[DemoLogin]]:
             "address": "Avenida 2, San José, Costa Rica",
             "phone": "+506 2222-0000",
             "email": "central@lasabana.example",
+            "print_report": ReportFormat.objects.get(code="pos-ticket-80mm"),
+            "email_enabled": True,
+            "reply_to": "central@lasabana.example",
+            "copy_to": "contabilidad@lasabana.example",
+            "email_report": ReportFormat.objects.get(code="invoice-letter"),
         },
     )
     Store.objects.get_or_create(
@@ -55,6 +61,7 @@ def demo_data_load() -> tuple[Business, list[DemoLogin]]:
             "address": "Plaza Escazú, San José, Costa Rica",
             "phone": "+506 2288-0000",
             "email": "escazu@lasabana.example",
+            "print_report": ReportFormat.objects.get(code="invoice-letter"),
         },
     )
     admin_login, cashier_login, support_login = DEMO_LOGINS

@@ -21,7 +21,9 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("users/", include("accounts.urls")),
     path("stores/", include("stores.urls")),
+    path("mail/", include("mailer.urls")),
     path("invoices/", include("invoices.urls")),
     path(
         "health/",

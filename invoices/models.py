@@ -48,3 +48,41 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ReportFormatQuerySet(models.QuerySet["ReportFormat"]):
+    def active(self) -> "ReportFormatQuerySet":
+        return self.filter(is_active=True)
+
+
+class ReportFormat(models.Model):
+    """A way of printing an invoice to PDF, managed by support; built-in rows come from a migration."""
+
+    class PageSize(models.TextChoices):
+        ROLL_80MM = "80mm", _("80 mm roll")
+        LETTER = "letter", _("Letter")
+        A4 = "A4", _("A4")
+
+    code = models.SlugField(_("code"), max_length=50, unique=True)
+    name_es = models.CharField(_("name (Spanish)"), max_length=100)
+    name_en = models.CharField(_("name (English)"), max_length=100)
+    template_name = models.CharField(
+        _("template"), max_length=200, help_text=_("A template of the project, under templates/reports/.")
+    )
+    page_size = models.CharField(_("page size"), max_length=10, choices=PageSize.choices)
+    is_active = models.BooleanField(_("active"), default=True)
+    show_logo = models.BooleanField(_("show logo"), default=True)
+    footer_text = models.TextField(_("footer text"), blank=True)
+    accent_color = models.CharField(_("accent colour"), max_length=7, default="#0b6e4f")
+
+    objects = ReportFormatQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("report format")
+        verbose_name_plural = _("report formats")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        from django.utils.translation import get_language
+
+        return self.name_en if (get_language() or "es").startswith("en") else self.name_es

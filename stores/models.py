@@ -1,8 +1,11 @@
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Business, User
+from finanzapro.email_addresses import EmailListField, validate_single_address
+from invoices.models import ReportFormat
 
 
 class StoreQuerySet(models.QuerySet["Store"]):
@@ -21,6 +24,12 @@ class StoreQuerySet(models.QuerySet["Store"]):
             return self.filter(business_id=user.business_id, cashiers=user)
         return self.none()
 
+    def editable_by(self, user: User | AnonymousUser) -> "StoreQuerySet":
+        """The stores whose settings ``user`` may change: support's and store admins' only."""
+        if isinstance(user, User) and (user.is_support or user.is_store_admin):
+            return self.for_user(user)
+        return self.none()
+
 
 class Store(models.Model):
     class Currency(models.TextChoices):
@@ -36,6 +45,47 @@ class Store(models.Model):
     logo = models.ImageField(_("logo"), upload_to="store-logos/", blank=True)
     currency = models.CharField(_("currency"), max_length=3, choices=Currency.choices, default=Currency.CRC)
 
+    print_report = models.ForeignKey(
+        ReportFormat,
+        verbose_name=_("print report"),
+        related_name="+",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text=_("The format used to print this store's invoices."),
+    )
+
+    # The "Enviar Facturas por Email" tab.
+    email_enabled = models.BooleanField(_("Enable sending invoices by email"), default=False)
+    reply_to = models.EmailField(
+        _("Reply-to address"),
+        blank=True,
+        validators=[validate_single_address],
+        help_text=_("If a customer answers an invoice email, the answer goes here."),
+    )
+    copy_to = EmailListField(
+        _("Send copies to"),
+        help_text=_("Receive a copy of every invoice sent. Separate several addresses with semicolons."),
+    )
+    notify_applying_user = models.BooleanField(
+        _("Notify the user who applied the invoice"),
+        default=True,
+        help_text=_("When the customer's email cannot be delivered."),
+    )
+    failure_contacts = EmailListField(
+        _("Also notify these addresses"),
+        help_text=_("Other addresses told when an invoice email cannot be delivered."),
+    )
+    email_report = models.ForeignKey(
+        ReportFormat,
+        verbose_name=_("Report sent by email"),
+        related_name="+",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text=_("Overrides the print report when emailing. Blank: the print report is sent."),
+    )
+
     objects = StoreQuerySet.as_manager()
 
     class Meta:
@@ -46,3 +96,35 @@ class Store(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.email_enabled and not self.reply_to:
+            raise ValidationError(
+                {"reply_to": _("Enter the address that receives customer replies when sending is on.")}
+            )
+
+
+class StoreEmailSettingsChange(models.Model):
+    """One field of a store's email settings changed: who, from what, to what, when."""
+
+    store = models.ForeignKey(Store, related_name="email_settings_changes", on_delete=models.CASCADE)
+    changed_by = models.ForeignKey(
+        User, verbose_name=_("changed by"), related_name="+", on_delete=models.SET_NULL, null=True
+    )
+    field = models.CharField(_("field"), max_length=50)
+    old_value = models.TextField(_("before"), blank=True)
+    new_value = models.TextField(_("after"), blank=True)
+    changed_at = models.DateTimeField(_("changed at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("email settings change")
+        verbose_name_plural = _("email settings changes")
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.store} · {self.field}"
+
+    @property
+    def field_label(self) -> str:
+        field = Store._meta.get_field(self.field)
+        return str(getattr(field, "verbose_name", self.field))

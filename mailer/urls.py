@@ -1,0 +1,2 @@
+app_name = "mailer"
+urlpatterns: list[object] = []

@@ -23,6 +23,8 @@ def nav_items_for(user: User, path: str) -> list[NavItem]:
         entries.append((_("Stores"), reverse("stores:list")))
     if user.is_support or user.is_store_admin or user.is_cashier:
         entries.append((_("Customers"), reverse("invoices:customer_list")))
+    if user.is_store_admin:
+        entries.append((_("Users"), reverse("accounts:user_list")))
     if user.is_support:
         entries.append((_("Support admin"), reverse("admin:index")))
         entries.append((_("Task queue (Flower)"), settings.FLOWER_URL))

@@ -1,8 +1,12 @@
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Business, User
+from accounts.selectors import username_is_taken
 from invoices.models import Customer, ReportFormat
 from stores.models import Store
 
@@ -119,3 +123,114 @@ def demo_data_load() -> tuple[Business, list[DemoLogin]]:
             },
         )
     return business, list(DEMO_LOGINS)
+
+
+# --- Users of a business, managed by its store admins -----------------------------------
+
+
+def _check_can_manage_users(*, actor: User, business: Business) -> None:
+    """Only the business's store admins (and support) manage its users.
+
+    The business row is locked and the actor read again under the lock, so two admins who
+    demote each other at the same moment are serialized and the second one, no longer an
+    admin, is refused: the business always keeps an admin.
+    """
+    Business.objects.select_for_update().get(pk=business.pk)
+    if actor.is_support:
+        return
+    still_admin = User.objects.filter(
+        pk=actor.pk, business=business, role=User.Role.STORE_ADMIN, is_active=True
+    ).exists()
+    if not still_admin:
+        raise PermissionDenied
+
+
+def user_stores_validate(*, business: Business, role: User.Role, stores: Iterable[Store]) -> list[Store]:
+    """The stores to assign: for a cashier, at least one, all of ``business``; none for a store
+    admin, who works in every store of the business anyway. Forms call it too, so that this
+    error shows up together with the others."""
+    chosen = list(stores)
+    if any(store.business_id != business.pk for store in chosen):
+        raise ValidationError({"stores": _("Choose only stores of your business.")}, code="foreign_store")
+    if role != User.Role.CASHIER:
+        return []
+    if not chosen:
+        raise ValidationError({"stores": _("Assign at least one store to a cashier.")}, code="cashier_without_store")
+    return chosen
+
+
+@transaction.atomic
+def user_create(
+    *,
+    business: Business,
+    created_by: User,
+    username: str,
+    first_name: str,
+    last_name: str,
+    email: str,
+    role: User.Role,
+    stores: Iterable[Store],
+    password: str,
+) -> User:
+    """Adds a store admin or a cashier to ``business``. The password is checked by the form."""
+    _check_can_manage_users(actor=created_by, business=business)
+    username = User.normalize_username(username)
+    if username_is_taken(username=username):
+        raise ValidationError({"username": _("A user with that username already exists.")}, code="unique")
+    assigned = user_stores_validate(business=business, role=role, stores=stores)
+    try:
+        # A savepoint: losing a race for the username must not break the caller's transaction.
+        with transaction.atomic():
+            user = User.objects.create_user(
+                username=username,
+                email=User.objects.normalize_email(email),
+                password=password,
+                first_name=first_name,
+                last_name=last_name,
+                business=business,
+                role=role,
+            )
+    except IntegrityError as exc:
+        raise ValidationError({"username": _("A user with that username already exists.")}, code="unique") from exc
+    user.stores.set(assigned)
+    return user
+
+
+@transaction.atomic
+def user_update(
+    *,
+    user: User,
+    updated_by: User,
+    first_name: str,
+    last_name: str,
+    email: str,
+    role: User.Role,
+    stores: Iterable[Store],
+    is_active: bool,
+) -> User:
+    """Changes a user's name, email, role, store assignments and whether they may sign in.
+
+    Nobody demotes or deactivates themselves here: that is how a business would end up with
+    no store admin able to undo it.
+    """
+    if user.business is None or user.is_staff or user.is_superuser:
+        raise PermissionDenied
+    business = user.business
+    _check_can_manage_users(actor=updated_by, business=business)
+    if user.pk == updated_by.pk:
+        errors: dict[str, ValidationError] = {}
+        if not is_active:
+            errors["is_active"] = ValidationError(_("You cannot deactivate your own account."), code="self_deactivate")
+        if role != user.role:
+            errors["role"] = ValidationError(_("You cannot change your own role."), code="self_role")
+        if errors:
+            raise ValidationError(errors)
+    assigned = user_stores_validate(business=business, role=role, stores=stores)
+    user.first_name = first_name
+    user.last_name = last_name
+    user.email = User.objects.normalize_email(email)
+    user.role = role
+    user.is_active = is_active
+    user.save(update_fields=["first_name", "last_name", "email", "role", "is_active"])
+    user.stores.set(assigned)
+    return user

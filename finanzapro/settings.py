@@ -8,6 +8,7 @@ the local catcher. Tests (pytest sets PYTEST_VERSION) default to PostgreSQL and 
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import django_stubs_ext
 import environ
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_results",
     "health_check",
+    "django_ratelimit",
     "accounts",
     "stores",
     "invoices",
@@ -123,14 +125,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
-CACHES = {
-    "default": env.cache_url(
-        "CACHE_URL",
-        default=f"filecache://{VAR_DIR / 'cache'}"
-        if DJANGO_ENV == "development"
-        else REDIS_URL.replace("redis://", "rediscache://"),
-    )
-}
+if DJANGO_ENV == "development":
+    _default_cache = f"filecache://{VAR_DIR / 'cache'}"
+elif TESTING:
+    # Each test starts with an empty cache (rate-limit counters live there), and clearing a
+    # Redis cache flushes its whole database: give it the database after the broker's.
+    _redis = urlsplit(REDIS_URL)
+    _cache_db = int(_redis.path.lstrip("/") or 0) + 1
+    _default_cache = _redis._replace(path=f"/{_cache_db}").geturl().replace("redis://", "rediscache://", 1)
+else:
+    _default_cache = REDIS_URL.replace("redis://", "rediscache://")
+CACHES = {"default": env.cache_url("CACHE_URL", default=_default_cache)}
+
+# django-ratelimit counts requests in the default cache and checks that cache's backend.
+# W001 ("not officially supported") names Django's own RedisCache, which increments with
+# Redis INCR, atomically: all the library needs. In development the file cache (E003: no
+# atomic increment) may let a request or two past a limit, which is fine there.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+if DJANGO_ENV == "development":
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"

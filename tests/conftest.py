@@ -15,10 +15,12 @@ import pytest
 import redis
 from django.conf import settings
 from django.test import Client
+from pytest_django import Settings
 
 from accounts.models import Business, User
 from invoices.models import Customer
 from stores.models import Store
+from tests.smtp import SMTPTestServer
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls that tests
 # make around it are ordinary synchronous calls.
@@ -164,3 +166,30 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_context_args, "locale": "es-CR", "viewport": {"width": 1280, "height": 800}}
+
+
+# --- Cache and mail ------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Every test starts with an empty cache: rate-limit counters must not leak between tests.
+
+    In tests the cache has a Redis database of its own (see CACHES in settings), so this
+    never touches the broker's queues.
+    """
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def smtp_server(settings: Settings) -> Iterator[SMTPTestServer]:
+    """A real SMTP server (tests/smtp.py) that the default mailer sends to, timing out after 2 s."""
+    server = SMTPTestServer()
+    server.start()
+    settings.MAILERS = {**settings.MAILERS, "default": server.mailer()}
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,39 @@
+"""send_message: Django's mailers, plus what the SMTP server said about each recipient."""
+
+from django.core import mail
+from django.core.mail import EmailMessage
+
+from mailer.backends import Refusal, send_message
+from tests.smtp import SMTPTestServer
+
+
+def a_message() -> EmailMessage:
+    return EmailMessage(
+        subject="Hola",
+        body="…",
+        from_email="Tienda <facturas@finanzapro.local>",
+        to=["ana@example.com"],
+        bcc=["copia@example.com"],
+    )
+
+
+def test_it_returns_the_recipients_the_server_refused_while_it_took_the_others(smtp_server: SMTPTestServer) -> None:
+    smtp_server.refuse("copia@example.com", 452, "4.2.2 Mailbox full")
+
+    refused = send_message(a_message())
+
+    assert refused == [Refusal("copia@example.com", 452, "4.2.2 Mailbox full")]
+    assert refused[0].is_temporary
+    assert smtp_server.envelope_recipients == ["ana@example.com"]
+
+
+def test_nothing_refused_is_an_empty_list(smtp_server: SMTPTestServer) -> None:
+    assert send_message(a_message()) == []
+    assert smtp_server.envelope_recipients == ["ana@example.com", "copia@example.com"]
+
+
+def test_another_backend_sends_as_usual_and_reports_no_refusals() -> None:
+    # Without the smtp_server fixture, tests use Django's in-memory backend.
+    assert send_message(a_message()) == []
+    (sent,) = mail.outbox
+    assert sent.subject == "Hola"

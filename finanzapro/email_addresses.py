@@ -84,14 +84,10 @@ class EmailListFormField(forms.CharField):
 class SingleEmailFormField(forms.EmailField):
     """One address; a line break anywhere, even at the end, is an error."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs["strip"] = False
-        super().__init__(**kwargs)
-
     def to_python(self, value: Any) -> str:
-        text = str(super().to_python(value))
-        reject_line_breaks(text)
-        return text.strip().lower()
+        if isinstance(value, str):
+            reject_line_breaks(value)  # before EmailField strips the ends
+        return str(super().to_python(value)).lower()
 
 
 class EmailListField(models.TextField[str, str]):
@@ -105,4 +101,6 @@ class EmailListField(models.TextField[str, str]):
         super().__init__(*args, **kwargs)
 
     def formfield(self, **kwargs: Any) -> Any:
-        return super().formfield(**{"form_class": EmailListFormField, **kwargs})
+        # One line, as people type a list of addresses; TextField would offer a textarea.
+        widget = forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"})
+        return super().formfield(**{"form_class": EmailListFormField, "widget": widget, **kwargs})

@@ -124,6 +124,22 @@ class StoreEmailSettingsChange(models.Model):
     def __str__(self) -> str:
         return f"{self.store} · {self.field}"
 
+    def _display(self, value: str) -> str:
+        if self.field in {"email_enabled", "notify_applying_user"}:
+            return str(_("On") if value == "on" else _("Off"))
+        if self.field == "email_report":
+            chosen = ReportFormat.objects.filter(code=value).first() if value else None
+            return str(chosen) if chosen else str(_("Same as the print report"))
+        return value or "—"
+
+    @property
+    def old_display(self) -> str:
+        return self._display(self.old_value)
+
+    @property
+    def new_display(self) -> str:
+        return self._display(self.new_value)
+
     @property
     def field_label(self) -> str:
         field = Store._meta.get_field(self.field)

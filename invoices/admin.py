@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
-from invoices.models import Customer, ReportFormat
+from invoices.models import Customer, Invoice, InvoiceLine, ReportFormat
 
 
 @admin.register(Customer)
@@ -16,3 +17,52 @@ class ReportFormatAdmin(admin.ModelAdmin[ReportFormat]):
     list_display = ["code", "name_es", "name_en", "page_size", "is_active"]
     list_filter = ["is_active", "page_size"]
     search_fields = ["code", "name_es", "name_en"]
+
+
+class InvoiceLineInline(admin.TabularInline[InvoiceLine, Invoice]):
+    model = InvoiceLine
+    fields = ("position", "description", "quantity", "unit_price", "discount_percent", "tax_rate", "total")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin[Invoice]):
+    """Support looks at invoices here; amounts and lines change only through the services,
+    and an applied invoice not at all, so every field is read-only."""
+
+    list_display = ["__str__", "store", "customer", "status", "total", "currency", "applied_at"]
+    list_filter = ["status", "store__business", "currency"]
+    list_select_related = ["store", "customer"]
+    search_fields = ["number", "customer__name", "store__name"]
+    date_hierarchy = "created_at"
+    inlines = [InvoiceLineInline]
+    readonly_fields = [
+        "store",
+        "customer",
+        "currency",
+        "number",
+        "status",
+        "notes",
+        "subtotal",
+        "discount_total",
+        "tax_total",
+        "total",
+        "created_by",
+        "created_at",
+        "applied_by",
+        "applied_at",
+        "voided_by",
+        "voided_at",
+        "void_reason",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
+        return obj is not None and obj.is_draft

@@ -1,8 +1,12 @@
+from decimal import Decimal
+
 from django.contrib.auth.models import AnonymousUser
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Business, User
+from finanzapro.email_addresses import EmailListField
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
@@ -27,8 +31,8 @@ class Customer(models.Model):
     )
     name = models.CharField(_("name"), max_length=200)
     legal_id = models.CharField(_("legal id"), max_length=30, blank=True)
-    emails = models.TextField(_("email addresses"), blank=True)
-    send_invoices_by_email = models.BooleanField(_("send invoices by email"), default=False)
+    emails = EmailListField(_("email addresses"), help_text=_("One or more addresses, separated by semicolons."))
+    send_invoices_by_email = models.BooleanField(_("Send invoices by email"), default=False)
     language = models.CharField(_("language"), max_length=2, choices=Language.choices, default=Language.SPANISH)
     is_walk_in = models.BooleanField(
         _("walk-in customer"), default=False, help_text=_("The cash customer: never receives email.")
@@ -86,3 +90,132 @@ class ReportFormat(models.Model):
         from django.utils.translation import get_language
 
         return self.name_en if (get_language() or "es").startswith("en") else self.name_es
+
+
+class InvoiceQuerySet(models.QuerySet["Invoice"]):
+    def for_user(self, user: User | AnonymousUser) -> "InvoiceQuerySet":
+        """Invoices of the stores ``user`` works in: a cashier's assigned stores, every store
+        of a store admin's business, everything for support."""
+        if not isinstance(user, User) or not user.is_active:
+            return self.none()
+        if user.is_support:
+            return self.all()
+        if user.business_id is None:
+            return self.none()
+        if user.is_store_admin:
+            return self.filter(store__business_id=user.business_id)
+        if user.is_cashier:
+            return self.filter(store__business_id=user.business_id, store__cashiers=user)
+        return self.none()
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        APPLIED = "applied", _("Applied")
+        VOIDED = "voided", _("Voided")
+
+    store = models.ForeignKey(
+        "stores.Store", verbose_name=_("store"), related_name="invoices", on_delete=models.PROTECT
+    )
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), related_name="invoices", on_delete=models.PROTECT
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    number = models.PositiveIntegerField(_("number"), null=True, blank=True, editable=False)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT, editable=False)
+    notes = models.TextField(_("notes"), blank=True)
+
+    subtotal = models.DecimalField(_("subtotal"), max_digits=16, decimal_places=2, default=Decimal(0))
+    discount_total = models.DecimalField(_("discount"), max_digits=16, decimal_places=2, default=Decimal(0))
+    tax_total = models.DecimalField(_("tax"), max_digits=16, decimal_places=2, default=Decimal(0))
+    total = models.DecimalField(_("total"), max_digits=16, decimal_places=2, default=Decimal(0))
+
+    created_by = models.ForeignKey(User, verbose_name=_("created by"), related_name="+", on_delete=models.PROTECT)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    applied_by = models.ForeignKey(
+        User, verbose_name=_("applied by"), related_name="+", on_delete=models.PROTECT, null=True, blank=True
+    )
+    applied_at = models.DateTimeField(_("applied at"), null=True, blank=True, db_index=True)
+    voided_by = models.ForeignKey(
+        User, verbose_name=_("voided by"), related_name="+", on_delete=models.PROTECT, null=True, blank=True
+    )
+    voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
+    void_reason = models.TextField(_("reason for voiding"), blank=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "number"], condition=models.Q(number__isnull=False), name="invoice_number_per_store"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="draft", number__isnull=True)
+                | (~models.Q(status="draft") & models.Q(number__isnull=False, applied_at__isnull=False)),
+                name="invoice_number_iff_applied",
+            ),
+        ]
+        indexes = [models.Index(fields=["store", "status", "-created_at"], name="invoice_store_status_idx")]
+
+    def __str__(self) -> str:
+        if self.number is None:
+            return str(_("Draft invoice #%(id)s") % {"id": self.pk})
+        return str(_("Invoice %(number)s") % {"number": self.number})
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, related_name="lines", on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField(_("position"))
+    description = models.CharField(_("description"), max_length=300)
+    quantity = models.DecimalField(
+        _("quantity"), max_digits=12, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))]
+    )
+    unit_price = models.DecimalField(
+        _("unit price"), max_digits=14, decimal_places=2, validators=[MinValueValidator(Decimal(0))]
+    )
+    discount_percent = models.DecimalField(
+        _("discount %"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+    )
+    tax_rate = models.DecimalField(
+        _("tax rate %"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+    )
+    subtotal = models.DecimalField(_("subtotal"), max_digits=16, decimal_places=2)
+    discount = models.DecimalField(_("discount"), max_digits=16, decimal_places=2)
+    tax = models.DecimalField(_("tax"), max_digits=16, decimal_places=2)
+    total = models.DecimalField(_("total"), max_digits=16, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("invoice line")
+        verbose_name_plural = _("invoice lines")
+        ordering = ["invoice", "position"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position")]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class InvoiceSequence(models.Model):
+    """The last number given in a store. Incremented with one UPDATE inside the applying
+    transaction: concurrent applies queue on the row, and a rollback gives the number back."""
+
+    store = models.OneToOneField("stores.Store", related_name="invoice_sequence", on_delete=models.CASCADE)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.store_id}: {self.last_number}"

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Business, User
+from finanzapro.email_addresses import normalize_address_list
 from invoices.models import Customer, Invoice, InvoiceLine, InvoiceSequence
 from invoices.signals import invoice_applied
 from invoices.totals import LineInput, invoice_totals
@@ -33,6 +34,61 @@ def walk_in_customer_get(*, business: Business) -> Customer:
         is_walk_in=True,
         defaults={"name": WALK_IN_NAME, "send_invoices_by_email": False},
     )
+    return customer
+
+
+def _check_manages_customers_of(user: User, business: Business) -> None:
+    if not (user.is_support or (user.business_id == business.pk and (user.is_store_admin or user.is_cashier))):
+        raise PermissionDenied(_("You cannot manage this business's customers."))
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    business: Business,
+    created_by: User,
+    name: str,
+    legal_id: str = "",
+    emails: str = "",
+    send_invoices_by_email: bool = False,
+    language: str = Customer.Language.SPANISH,
+) -> Customer:
+    """A customer of ``business``; ``emails`` follows the address-list rules and is stored normalized."""
+    _check_manages_customers_of(created_by, business)
+    customer = Customer(
+        business=business,
+        name=name.strip(),
+        legal_id=legal_id.strip(),
+        emails=normalize_address_list(emails),
+        send_invoices_by_email=send_invoices_by_email,
+        language=language,
+    )
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def customer_update(
+    *,
+    customer: Customer,
+    updated_by: User,
+    name: str,
+    legal_id: str = "",
+    emails: str = "",
+    send_invoices_by_email: bool = False,
+    language: str = Customer.Language.SPANISH,
+) -> Customer:
+    """Changes a customer. The walk-in customer keeps its name and never receives email."""
+    _check_manages_customers_of(updated_by, customer.business)
+    if not customer.is_walk_in:
+        customer.name = name.strip()
+    customer.legal_id = legal_id.strip()
+    customer.emails = normalize_address_list(emails)
+    customer.send_invoices_by_email = send_invoices_by_email and not customer.is_walk_in
+    customer.language = language
+    customer.full_clean()
+    customer.save()
     return customer
 
 

@@ -150,7 +150,7 @@ def invoice_create(
 
 
 def _locked_draft(invoice: Invoice) -> Invoice:
-    locked = Invoice.objects.select_for_update().select_related("store").get(pk=invoice.pk)
+    locked = Invoice.objects.select_for_update(of=("self",)).select_related("store").get(pk=invoice.pk)
     if locked.status != Invoice.Status.DRAFT:
         raise ValidationError(
             _("Invoice %(number)s is already applied and can no longer be changed."),
@@ -190,7 +190,7 @@ def invoice_apply(*, invoice: Invoice, applied_by: User) -> Invoice:
     Raises PermissionDenied when ``applied_by`` may not invoice in the store, and
     ValidationError (code ``not_draft``, ``no_lines`` or ``negative_total``) otherwise.
     """
-    locked = Invoice.objects.select_for_update().select_related("store", "customer").get(pk=invoice.pk)
+    locked = Invoice.objects.select_for_update(of=("self",)).select_related("store", "customer").get(pk=invoice.pk)
     _check_can_work_in(applied_by, locked.store)
     if locked.status != Invoice.Status.DRAFT:
         raise ValidationError(
@@ -215,7 +215,7 @@ def invoice_apply(*, invoice: Invoice, applied_by: User) -> Invoice:
 @transaction.atomic
 def invoice_void(*, invoice: Invoice, voided_by: User, reason: str) -> Invoice:
     """Voids an applied invoice, keeping its number; only store admins and support may."""
-    locked = Invoice.objects.select_for_update().select_related("store").get(pk=invoice.pk)
+    locked = Invoice.objects.select_for_update(of=("self",)).select_related("store").get(pk=invoice.pk)
     if not (voided_by.is_support or (voided_by.is_store_admin and voided_by.business_id == locked.store.business_id)):
         raise PermissionDenied(_("Only a store admin can void an invoice."))
     if locked.status != Invoice.Status.APPLIED:

@@ -2,13 +2,21 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
+from django.forms import ModelForm
+from django.http import HttpRequest
+
 from accounts.models import Business, User
+from invoices.services import walk_in_customer_get
 
 
 @admin.register(Business)
 class BusinessAdmin(admin.ModelAdmin[Business]):
     list_display = ["name", "legal_id", "created_at"]
     search_fields = ["name", "legal_id"]
+
+    def save_model(self, request: HttpRequest, obj: Business, form: ModelForm[Business], change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        walk_in_customer_get(business=obj)  # every business has its cash customer
 
 
 @admin.register(User)

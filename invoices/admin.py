@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from invoices.models import Customer, Invoice, InvoiceLine, ReportFormat
+from invoices.models import ApiIdempotencyKey, Customer, Invoice, InvoiceLine, ReportFormat
 
 
 @admin.register(Customer)
@@ -66,3 +66,31 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
         return obj is not None and obj.is_draft
+
+
+@admin.register(ApiIdempotencyKey)
+class ApiIdempotencyKeyAdmin(admin.ModelAdmin[ApiIdempotencyKey]):
+    """What a POS terminal's retried POSTs were answered with; written only by the API. Deleting a
+    row lets the same key be used again."""
+
+    list_display = ["key", "user", "method", "path", "response_status", "created_at"]
+    list_filter = ["method", "response_status"]
+    list_select_related = ["user"]
+    search_fields = ["key", "user__username", "path"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "user",
+        "key",
+        "method",
+        "path",
+        "request_fingerprint",
+        "response_status",
+        "response_body",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiIdempotencyKey | None = None) -> bool:
+        return False

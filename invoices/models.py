@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -219,3 +220,28 @@ class InvoiceSequence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store_id}: {self.last_number}"
+
+
+class ApiIdempotencyKey(models.Model):
+    """A POST made through the API with an ``Idempotency-Key`` header, and the response it got.
+
+    The row is inserted before the work and filled in after it, in the same transaction: a
+    concurrent duplicate waits on the unique constraint, then replays the stored response."""
+
+    user = models.ForeignKey(User, verbose_name=_("user"), related_name="+", on_delete=models.CASCADE)
+    key = models.CharField(_("key"), max_length=255)
+    method = models.CharField(_("method"), max_length=10)
+    path = models.CharField(_("path"), max_length=500)
+    request_fingerprint = models.CharField(_("request fingerprint"), max_length=64)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_body = models.JSONField(_("response body"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("API idempotency key")
+        verbose_name_plural = _("API idempotency keys")
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="api_idempotency_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.key}"

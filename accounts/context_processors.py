@@ -22,6 +22,7 @@ def nav_items_for(user: User, path: str) -> list[NavItem]:
     if user.is_support or user.is_store_admin:
         entries.append((_("Stores"), reverse("stores:list")))
     if user.is_support or user.is_store_admin or user.is_cashier:
+        entries.append((_("Invoices"), reverse("invoices:list")))
         entries.append((_("Customers"), reverse("invoices:customer_list")))
     if user.is_store_admin:
         entries.append((_("Users"), reverse("accounts:user_list")))
@@ -29,9 +30,9 @@ def nav_items_for(user: User, path: str) -> list[NavItem]:
         entries.append((_("Support admin"), reverse("admin:index")))
         entries.append((_("Task queue (Flower)"), settings.FLOWER_URL))
     home = reverse("home")
-    return [
-        NavItem(label, url, active=(path == url if url == home else path.startswith(url))) for label, url in entries
-    ]
+    # The longest matching entry is the current one: /invoices/customers/ is Customers, not Invoices.
+    current = max((url for _label, url in entries if url != home and path.startswith(url)), key=len, default=home)
+    return [NavItem(label, url, active=(url == current and (url != home or path == home))) for label, url in entries]
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:

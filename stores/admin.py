@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from stores.models import Store, StoreEmailSettingsChange
 
@@ -29,7 +30,7 @@ class StoreAdmin(admin.ModelAdmin[Store]):
         (None, {"fields": ("business", "name", "legal_id", "address", "phone", "email", "logo", "currency")}),
         (_("Printing"), {"fields": ("print_report",)}),
         (
-            _("Send invoices by email"),
+            pgettext_lazy("store settings tab", "Send invoices by email"),
             {
                 "fields": (
                     "email_enabled",

@@ -4,6 +4,7 @@ from typing import Any, cast
 from django import forms
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import User
 from finanzapro.email_addresses import SingleEmailFormField
@@ -101,5 +102,10 @@ class StoreForm(forms.ModelForm[Store]):
         return [
             Tab("general", _("General"), bound(GENERAL_FIELDS), []),
             Tab("print", _("Printing"), bound(PRINT_FIELDS), []),
-            Tab("email", _("Send invoices by email"), bound(EMAIL_FIELDS), bound(EMAIL_ADVANCED_FIELDS)),
+            Tab(
+                "email",
+                pgettext_lazy("store settings tab", "Send invoices by email"),
+                bound(EMAIL_FIELDS),
+                bound(EMAIL_ADVANCED_FIELDS),
+            ),
         ]

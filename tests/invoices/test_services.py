@@ -197,6 +197,7 @@ def test_fifty_concurrent_applies_number_one_to_fifty(
         thread.join(timeout=120)
 
     assert errors == []
+
     def numbers(store: Store) -> list[int | None]:
         return list(Invoice.objects.filter(store=store).order_by("number").values_list("number", flat=True))
 

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
@@ -24,7 +25,8 @@ from invoices.forms import (
     VoidForm,
     with_blank_line,
 )
-from invoices.models import Customer, Invoice
+from invoices.models import Customer, Invoice, ReportFormat
+from invoices.reports import ReportRenderError, render_invoice_pdf, report_format_for_print
 from invoices.selectors import customer_list, invoice_customer_choices, invoice_list, invoicing_store_list
 from invoices.services import (
     customer_create,
@@ -326,7 +328,22 @@ def invoice_void_view(request: AuthenticatedHttpRequest, invoice_id: int) -> Htt
 
 @login_required
 @require_GET
+@never_cache  # a draft's PDF changes with every edit
 def invoice_pdf_view(request: AuthenticatedHttpRequest, invoice_id: int) -> HttpResponse:
-    """Placeholder until invoices are rendered to PDF."""
+    """The invoice rendered with its store's print report: shown in the browser (to read or
+    print), or saved as a file with ``?download=1``."""
     invoice = _invoice_or_404(request.user, invoice_id)
-    return render(request, "invoices/invoice_pdf_pending.html", {"invoice": invoice}, status=501)
+    report_format: ReportFormat | None = None
+    try:
+        report_format = report_format_for_print(invoice.store)
+        pdf = render_invoice_pdf(invoice=invoice, report_format=report_format)
+    except ReportRenderError as exc:
+        # A format that cannot render is a known, fixable problem of the store's settings,
+        # not a crash: say which format and why, so that support can be told.
+        context = {"invoice": invoice, "report_format": report_format, "reason": str(exc)}
+        return render(request, "invoices/invoice_pdf_error.html", context, status=422)
+    # A number or an id: nothing in the file name needs quoting.
+    filename = f"Factura-{invoice.number}.pdf" if invoice.number is not None else f"Borrador-{invoice.pk}.pdf"
+    disposition = "attachment" if request.GET.get("download") == "1" else "inline"
+    headers = {"Content-Disposition": f'{disposition}; filename="{filename}"'}
+    return HttpResponse(pdf, content_type="application/pdf", headers=headers)

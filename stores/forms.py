@@ -9,6 +9,7 @@ from django.utils.translation import pgettext_lazy
 from accounts.models import User
 from finanzapro.email_addresses import SingleEmailFormField
 from invoices.models import ReportFormat
+from invoices.reports import ReportRenderError, render_sample_pdf
 from stores.models import Store
 
 
@@ -93,6 +94,15 @@ class StoreForm(forms.ModelForm[Store]):
                 code="inactive",
                 params={"format": chosen},
             )
+        # Every invoice email of the store will carry this format: prove it renders before it is saved.
+        try:
+            render_sample_pdf(store=self.instance, report_format=chosen)
+        except ReportRenderError as exc:
+            raise forms.ValidationError(
+                _("The format “%(format)s” could not be generated: %(reason)s"),
+                code="render_failed",
+                params={"format": chosen, "reason": str(exc)},
+            ) from exc
         return chosen
 
     def tabs(self) -> list[Tab]:

@@ -348,11 +348,12 @@ def test_the_invoice_page_offers_edit_and_apply_only_for_drafts(
     assert invoice.number == 1
 
 
-def test_the_pdf_link_answers_that_the_pdf_is_coming(cashier_a: User, store_a: Store, customer_a: Customer) -> None:
+def test_the_pdf_link_answers_the_invoice_as_a_pdf(cashier_a: User, store_a: Store, customer_a: Customer) -> None:
     invoice = make_invoice(store_a, customer_a, cashier_a, apply=True)
-    response = english(client_for(cashier_a)).get(reverse("invoices:pdf", args=[invoice.pk]))
-    assert response.status_code == 501
-    assert "The PDF will be available soon" in response.text
+    response = client_for(cashier_a).get(reverse("invoices:pdf", args=[invoice.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
 
 
 # --- Voiding ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ MANAGE := $(PY) manage.py
 help:
 	@echo "make run    set everything up and start the product (web, worker, beat, flower, mail catcher)"
 	@echo "make test   set everything up and run ruff, mypy and pytest (needs PostgreSQL and Redis)"
+	@echo "make bench  measure rendering speed and memory against plain WeasyPrint (BENCH_ARGS=--quick)"
 
 .venv/.synced: pyproject.toml uv.lock scripts/bootstrap-venv
 	scripts/bootstrap-venv
@@ -57,6 +58,12 @@ pytest: .venv/.synced var messages
 test: .venv/.synced var messages
 	scripts/system-deps test
 	$(MAKE) --no-print-directory lint typecheck pytest
+
+# Timings live here, never in tests: each figure against its baseline in the same run.
+# BENCH_ARGS=--quick for a one-minute version.
+bench: .venv/.synced var messages
+	scripts/system-deps run
+	.venv/bin/python -m bench.render $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv var

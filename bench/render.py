@@ -87,7 +87,7 @@ def memory_child(side: str, code: str, renders: int) -> None:
 
 
 def memory(side: str, code: str, renders: int) -> float:
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - this module, run again with its own arguments
         [sys.executable, "-m", "bench.render", "--memory-child", side, code, str(renders)],
         capture_output=True,
         text=True,

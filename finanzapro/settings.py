@@ -234,9 +234,43 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+# Workers recycle their process before WeasyPrint's memory grows: after this many tasks, or
+# once a task leaves the process above this many kilobytes of resident memory.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=200)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=300_000)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # PostgreSQL, not Redis, is the source of truth for invoice emails: this finds the
+    # deliveries whose task message was lost or whose worker died, and queues them again.
+    "mailer-sweep-stuck-deliveries": {
+        "task": "mailer.sweep_stuck_deliveries",
+        "schedule": 60.0,
+        # Sweeps that piled up while no worker ran are worthless: the next one does it all.
+        "options": {"expires": 55},
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Invoice emails (mailer/services.py). A try that the server or the network turns away for
+# now is retried after MAILER_RETRY_BASE_SECONDS, doubling each time (with jitter) up to
+# MAILER_RETRY_MAX_DELAY_SECONDS, until MAILER_RETRY_WINDOW_SECONDS after the first try.
+MAILER_RETRY_BASE_SECONDS = env.float("MAILER_RETRY_BASE_SECONDS", default=30.0)
+MAILER_RETRY_MAX_DELAY_SECONDS = env.float("MAILER_RETRY_MAX_DELAY_SECONDS", default=3600.0)
+MAILER_RETRY_WINDOW_SECONDS = env.float("MAILER_RETRY_WINDOW_SECONDS", default=24 * 3600.0)
+# The sweeper queues again a delivery whose due time passed this long ago (its task message
+# was lost), and takes back one "sending" for this long (its worker died): longer than the
+# hard time limit, so a task still running is never taken from under its worker.
+MAILER_SWEEP_QUEUED_AFTER_SECONDS = env.float("MAILER_SWEEP_QUEUED_AFTER_SECONDS", default=120.0)
+MAILER_SWEEP_SENDING_AFTER_SECONDS = env.float(
+    "MAILER_SWEEP_SENDING_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60.0
+)
+if MAILER_SWEEP_SENDING_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("MAILER_SWEEP_SENDING_AFTER_SECONDS must be longer than CELERY_TASK_TIME_LIMIT.")
+_visibility_timeout = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+if _visibility_timeout is not None and _visibility_timeout <= MAILER_RETRY_MAX_DELAY_SECONDS:
+    # Redis hands a task that waits for its countdown to another worker once this timeout
+    # passes; the mailer never schedules a countdown longer than MAILER_RETRY_MAX_DELAY_SECONDS.
+    raise ImproperlyConfigured("MAILER_RETRY_MAX_DELAY_SECONDS must be shorter than CELERY_VISIBILITY_TIMEOUT.")
 
 FLOWER_URL = env.str("FLOWER_URL", default="http://127.0.0.1:5555")
 

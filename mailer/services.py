@@ -1,22 +1,32 @@
 """The mailer's actions: what gets sent, to whom, and what the mail server answered."""
 
 import logging
+import random
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.utils import parseaddr
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
-from django.utils import translation
+from django.db import transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.encoding import punycode
 from django.utils.translation import gettext
 
 from accounts.models import User
-from finanzapro.email_addresses import parse_address_list
+from finanzapro.email_addresses import SEPARATOR, parse_address_list
+from invoices.models import Invoice, ReportFormat
+from invoices.reports import ReportRenderError, render_invoice_pdf, report_format_for_email, report_format_for_print
 from mailer.backends import Refusal, decode_reply, refusals, send_message
 from mailer.emails import render_email
+from mailer.models import Delivery, DeliveryAttempt, DeliveryRecipient, FailureNotice
 from stores.models import Store
 
 logger = logging.getLogger(__name__)
@@ -188,3 +198,585 @@ def _explain(error: OSError) -> str:
         "Could not connect to the mail server: it is down or unreachable. No email was sent. "
         "Try again in a few minutes; if it keeps happening, tell FinanzaPro support."
     )
+
+
+# --- Invoice emails ------------------------------------------------------------------------
+#
+# PostgreSQL is the source of truth, not the broker. A delivery row is written in the applying
+# transaction and says what is left to do; the Celery task only carries its id. A task that
+# is lost (Redis restarted, publish failed) or dies with its worker changes nothing in the
+# row, so the sweeper finds it again; a task delivered twice finds the row already claimed.
+#
+# ``delivery_send`` claims with a conditional UPDATE (queued → sending), renders and talks
+# SMTP outside any transaction, then records the outcome under a row lock, checking that the
+# claim is still its own. The attempt row is written before the SMTP conversation, so a
+# worker killed after the server's 250 but before recording leaves an "in progress" attempt
+# that the sweeper turns into "unknown": the customer may then get the same message (same
+# Message-ID) a second time, and ``Delivery.unknown_outcomes`` counts it.
+
+ATTACHMENT_NAME = "Factura-%(number)s.pdf"
+PDF_MIMETYPE = "application/pdf"
+SWEEP_BATCH = 500  # rows per kind and sweep; the next sweep, a minute later, takes the rest
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What the task should do next: ``retry_in`` seconds from now, run again; None: nothing."""
+
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: tuple[int, ...] = ()  # deliveries whose task must be queued again
+    notices: tuple[int, ...] = ()  # deliveries with notices still to send
+    reset: int = 0  # of the requeued, how many were taken back from a dead worker
+    failed: int = 0  # deliveries the sweeper gave up on
+
+
+@dataclass(frozen=True)
+class _Rendering:
+    pdf: bytes | None
+    report_format: ReportFormat | None
+    override_problem: str = ""  # the email report failed and the print report went instead
+    error: str = ""  # why no PDF at all
+
+
+def _addresses(value: str) -> list[str]:
+    """``value``'s addresses; one invalid address (stored before validation existed) is left
+    out rather than making the invoice impossible to apply."""
+    try:
+        return parse_address_list(value)
+    except ValidationError:
+        valid: list[str] = []
+        for part in value.replace(",", ";").split(";"):
+            try:
+                valid.extend(address for address in parse_address_list(part) if address not in valid)
+            except ValidationError:
+                logger.warning("Ignoring an invalid address in %r", value)
+        return valid
+
+
+def _skip_reason(invoice: Invoice, to: Sequence[str]) -> str:
+    if not invoice.store.email_enabled:
+        return Delivery.SkipReason.SENDING_OFF
+    if invoice.customer.is_walk_in:
+        return Delivery.SkipReason.WALK_IN
+    if not invoice.customer.send_invoices_by_email:
+        return Delivery.SkipReason.OPTED_OUT
+    if not to:
+        return Delivery.SkipReason.NO_ADDRESS
+    return ""
+
+
+def delivery_create(*, invoice: Invoice, requested_by: User | None) -> Delivery:
+    """Decide whether ``invoice`` is emailed and record it: a ``skipped`` delivery with the
+    reason, or a ``queued`` one whose task is enqueued when the surrounding transaction
+    commits. Called by the ``invoice_applied`` receiver inside the applying transaction, so a
+    rolled-back apply leaves no row and enqueues nothing."""
+    store, customer = invoice.store, invoice.customer
+    to = _addresses(customer.emails)
+    copies = [address for address in _addresses(store.copy_to) if address not in to]
+    reason = _skip_reason(invoice, to)
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            invoice=invoice,
+            store=store,
+            state=Delivery.State.SKIPPED if reason else Delivery.State.QUEUED,
+            skip_reason=reason,
+            to=SEPARATOR.join(to),
+            copies=SEPARATOR.join(copies) if not reason else "",
+            reply_to=store.reply_to,
+            language=customer.language,
+            requested_by=requested_by,
+            next_attempt_at=None if reason else now,
+        )
+        if reason:
+            return delivery
+        DeliveryRecipient.objects.bulk_create(
+            [DeliveryRecipient(delivery=delivery, address=address, role=DeliveryRecipient.Role.TO) for address in to]
+            + [
+                DeliveryRecipient(delivery=delivery, address=address, role=DeliveryRecipient.Role.COPY)
+                for address in copies
+            ]
+        )
+        from mailer.tasks import enqueue_delivery  # the tasks module imports this one
+
+        transaction.on_commit(partial(enqueue_delivery, delivery.pk))
+    return delivery
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before try ``attempt + 1``: exponential from MAILER_RETRY_BASE_SECONDS, capped at
+    MAILER_RETRY_MAX_DELAY_SECONDS (shorter than the broker's visibility timeout), with
+    "equal jitter" (half fixed, half random) so a burst that failed together spreads out."""
+    base = float(settings.MAILER_RETRY_BASE_SECONDS)
+    cap = float(settings.MAILER_RETRY_MAX_DELAY_SECONDS)
+    delay = min(cap, base * float(2 ** max(0, attempt - 1)))
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter needs no cryptography
+
+
+def delivery_send(*, delivery_id: int) -> SendOutcome:
+    """One try at delivery ``delivery_id``; what its task calls.
+
+    Must run outside any transaction: it renders the PDF and talks to the mail server
+    between its own short writes. Does nothing when another worker holds the delivery or it
+    is already finished; says when to come back when it is not due yet.
+    """
+    now = timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    claimed = Delivery.objects.filter(due, pk=delivery_id, state=Delivery.State.QUEUED).update(
+        state=Delivery.State.SENDING, claimed_at=now, attempt_count=F("attempt_count") + 1
+    )
+    if claimed != 1:
+        # Someone else has it or it is finished; or the task came early (a countdown cut to
+        # the cap, a timer that fired early): then the task is due again later.
+        not_yet = (
+            Delivery.objects.filter(pk=delivery_id, state=Delivery.State.QUEUED, next_attempt_at__gt=now)
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+        return SendOutcome(retry_in=(not_yet - now).total_seconds()) if not_yet else SendOutcome()
+
+    delivery = Delivery.objects.select_related("invoice__customer", "store", "requested_by").get(pk=delivery_id)
+    number = delivery.attempt_count  # our claim: the outcome is recorded only while it holds
+    # The PDF is in the customer's language (render_invoice_pdf sees to it); a render error is
+    # recorded in the business's language, the notices'.
+    with translation.override(settings.LANGUAGE_CODE):
+        rendering = _render_report(delivery)
+    if rendering.pdf is None:
+        attempt = DeliveryAttempt.objects.create(
+            delivery=delivery, number=number, started_at=now, outcome=DeliveryAttempt.Outcome.ERROR
+        )
+        # Both reports' problems when the override and the print report both failed.
+        detail = " ".join(problem for problem in (rendering.override_problem, rendering.error) if problem)
+        return _record_not_sent(delivery, attempt, rendering, Delivery.FailureKind.NO_PDF, detail)
+
+    recipients = list(
+        delivery.recipients.filter(state__in=[DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED])
+    )
+    try:
+        message = _invoice_email(delivery, recipients, rendering.pdf)
+    except (ValueError, ValidationError) as unsendable:  # an address or header the email cannot hold
+        logger.exception("Delivery %s: the email could not be built", delivery.pk)
+        attempt = DeliveryAttempt.objects.create(
+            delivery=delivery, number=number, started_at=now, outcome=DeliveryAttempt.Outcome.ERROR
+        )
+        detail = _error_detail(unsendable)
+        return _record_not_sent(delivery, attempt, rendering, Delivery.FailureKind.UNSENDABLE, detail)
+
+    attempt = DeliveryAttempt.objects.create(delivery=delivery, number=number, started_at=timezone.now())
+    error: OSError | None = None
+    refused: list[Refusal] = []
+    try:
+        refused = send_message(message)
+    except smtplib.SMTPRecipientsRefused as everyone:
+        refused = refusals(everyone.recipients)
+    except OSError as failure:  # smtplib's errors, a refused connection, a timeout…
+        error = failure
+    return _record_sent(delivery, attempt, recipients, rendering, refused, error)
+
+
+def _render_report(delivery: Delivery) -> _Rendering:
+    """The invoice's PDF with the store's email report; if that one cannot render, with the
+    print report (the notice will say the override is broken); if neither, no PDF."""
+    invoice, store = delivery.invoice, delivery.store
+    chosen: ReportFormat | None = None
+    try:
+        chosen = report_format_for_email(store)
+        return _Rendering(render_invoice_pdf(invoice=invoice, report_format=chosen), chosen)
+    except ReportRenderError as error:  # the format, or the default one is missing
+        logger.warning("Delivery %s: the email report did not render: %s", delivery.pk, error)
+        problem = str(error)
+    try:
+        fallback = report_format_for_print(store)
+        if chosen is None or fallback.pk == chosen.pk:  # nothing else to try
+            return _Rendering(None, None, error=problem)
+        return _Rendering(render_invoice_pdf(invoice=invoice, report_format=fallback), fallback, problem)
+    except ReportRenderError as error:
+        logger.warning("Delivery %s: the print report did not render either: %s", delivery.pk, error)
+        return _Rendering(None, None, problem, str(error))
+
+
+def _invoice_url(invoice: Invoice) -> str:
+    return str(settings.SITE_URL).rstrip("/") + reverse("invoices:detail", args=[invoice.pk])
+
+
+def _attachment_name(invoice: Invoice) -> str:
+    return ATTACHMENT_NAME % {"number": invoice.number}
+
+
+def _invoice_email(delivery: Delivery, recipients: Sequence[DeliveryRecipient], pdf: bytes) -> EmailMultiAlternatives:
+    """The customer's email: To the customer, the store's copies as Bcc (never in a header)."""
+    invoice = delivery.invoice
+    with translation.override(delivery.language):
+        rendered = render_email("invoice", {"invoice": invoice, "customer": invoice.customer, "store": delivery.store})
+    to = [r.address for r in recipients if r.role == DeliveryRecipient.Role.TO]
+    bcc = [r.address for r in recipients if r.role == DeliveryRecipient.Role.COPY]
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=store_sender(delivery.store),
+        to=to,
+        bcc=bcc,
+        reply_to=[delivery.reply_to] if delivery.reply_to else None,
+        headers={"Message-ID": delivery.message_id},
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    message.attach(_attachment_name(invoice), pdf, PDF_MIMETYPE)
+    return message
+
+
+def _envelope_key(address: str) -> str:
+    """``address`` as smtplib reports it back in a refusal (IDNA domain), for matching."""
+    local, _at, domain = address.rpartition("@")
+    return f"{local}@{punycode(domain)}".lower()
+
+
+def _error_detail(error: BaseException) -> str:
+    """The server's answer, or the error, in one line."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{error.smtp_code} {decode_reply(error.smtp_error)}"
+    if isinstance(error, OSError) and _is_timeout(error):
+        return f"timed out waiting for the mail server ({error})"
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return f"{type(error).__name__}: {error}"
+
+
+def _is_permanent(error: OSError) -> bool:
+    """A 5xx answer to the message itself (DATA): it would be refused again. A 5xx to our
+    login or our sender address is our configuration, which ops can fix: retried."""
+    return (
+        isinstance(error, smtplib.SMTPResponseException)
+        and error.smtp_code >= 500
+        and not isinstance(error, smtplib.SMTPAuthenticationError | smtplib.SMTPSenderRefused)
+    )
+
+
+def _window_start(delivery: Delivery) -> datetime:
+    first = delivery.attempts.order_by("number").values_list("started_at", flat=True).first()
+    return first or delivery.created_at
+
+
+def _record_sent(
+    delivery: Delivery,
+    attempt: DeliveryAttempt,
+    recipients: Sequence[DeliveryRecipient],
+    rendering: _Rendering,
+    refused: Sequence[Refusal],
+    error: OSError | None,
+) -> SendOutcome:
+    now = timezone.now()
+    refused_by_key = {_envelope_key(refusal.address): refusal for refusal in refused}
+    if error is not None:
+        logger.warning("Delivery %s try %s not sent: %r", delivery.pk, attempt.number, error)
+        outcome = DeliveryAttempt.Outcome.REJECTED if _is_permanent(error) else DeliveryAttempt.Outcome.DEFERRED
+        code = error.smtp_code if isinstance(error, smtplib.SMTPResponseException) else None
+        detail = _error_detail(error)
+    else:
+        if refused:
+            logger.warning("Delivery %s try %s: refused %s", delivery.pk, attempt.number, refused)
+        customer = [r for r in recipients if r.role == DeliveryRecipient.Role.TO]
+        customer_refusals = [
+            refused_by_key[key] for r in customer if (key := _envelope_key(r.address)) in refused_by_key
+        ]
+        if len(customer_refusals) < len(customer):
+            outcome = DeliveryAttempt.Outcome.ACCEPTED
+        elif any(refusal.is_temporary for refusal in customer_refusals):
+            outcome = DeliveryAttempt.Outcome.DEFERRED
+        else:
+            outcome = DeliveryAttempt.Outcome.REJECTED
+        code = customer_refusals[0].code if customer_refusals and outcome != "accepted" else None
+        detail = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
+
+    with transaction.atomic():
+        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        DeliveryAttempt.objects.filter(pk=attempt.pk).update(
+            finished_at=now, outcome=outcome, smtp_code=code, detail=detail
+        )
+        if locked.state != Delivery.State.SENDING or locked.attempt_count != attempt.number:
+            # The sweeper took the delivery back while this try overran; whoever holds it now
+            # decides. This try is in its attempt row (and may have doubled the message).
+            logger.warning("Delivery %s: try %s finished after losing its claim", delivery.pk, attempt.number)
+            return SendOutcome()
+        for recipient in recipients:
+            if error is not None:
+                recipient.state = (
+                    DeliveryRecipient.State.FAILED if _is_permanent(error) else DeliveryRecipient.State.DEFERRED
+                )
+                recipient.smtp_code, recipient.smtp_reply = code, detail
+            elif (refusal := refused_by_key.get(_envelope_key(recipient.address))) is not None:
+                recipient.state = (
+                    DeliveryRecipient.State.DEFERRED if refusal.is_temporary else DeliveryRecipient.State.FAILED
+                )
+                recipient.smtp_code, recipient.smtp_reply = refusal.code, refusal.reply
+            else:
+                recipient.state, recipient.sent_at = DeliveryRecipient.State.SENT, now
+                recipient.smtp_code, recipient.smtp_reply = None, ""
+        DeliveryRecipient.objects.bulk_update(recipients, ["state", "smtp_code", "smtp_reply", "sent_at"])
+        locked.report_format, locked.report_problem = rendering.report_format, rendering.override_problem
+        outcome_next = _settle(locked, now, last_detail=detail)
+    if outcome_next.retry_in is None:
+        delivery_notices_send(delivery_id=delivery.pk, pdf=rendering.pdf)
+    return outcome_next
+
+
+def _customer_detail(customer: Sequence[DeliveryRecipient], *, fallback: str) -> str:
+    """What the server last said about the customer's addresses, in one line."""
+    answers = [(r.address, f"{r.smtp_code or ''} {r.smtp_reply}".strip()) for r in customer if r.smtp_reply]
+    if not answers:
+        return fallback
+    if len(customer) == 1:
+        return answers[0][1]
+    return "; ".join(f"{address}: {answer}" for address, answer in answers)
+
+
+def _settle(delivery: Delivery, now: datetime, *, last_detail: str) -> SendOutcome:
+    """Inside the recording transaction, with ``delivery`` locked: the delivery's next state
+    from its recipients'. Only the customer's addresses decide; copies are recorded."""
+    customer = list(delivery.recipients.filter(role=DeliveryRecipient.Role.TO))
+    unsettled = [r for r in customer if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
+    if unsettled:
+        delay = retry_delay(delivery.attempt_count)
+        deadline = _window_start(delivery) + timedelta(seconds=float(settings.MAILER_RETRY_WINDOW_SECONDS))
+        if now + timedelta(seconds=delay) <= deadline:
+            delivery.state, delivery.next_attempt_at = Delivery.State.QUEUED, now + timedelta(seconds=delay)
+            delivery.save(update_fields=["state", "next_attempt_at", "report_format", "report_problem"])
+            return SendOutcome(retry_in=delay)
+    kind = Delivery.FailureKind.GAVE_UP if unsettled else Delivery.FailureKind.REJECTED
+    _finish(delivery, now, kind=kind, detail=_customer_detail(customer, fallback=last_detail))
+    return SendOutcome()
+
+
+def _finish(delivery: Delivery, now: datetime, *, kind: str, detail: str) -> None:
+    """Inside a transaction, with ``delivery`` locked: nothing more will be tried. ``sent`` if
+    the server took it for one of the customer's addresses, else ``failed`` (``kind``,
+    ``detail``); what still waited is refused for good, and the notices are created."""
+    rows = list(delivery.recipients.all())
+    # Copies are not retried on their own once the customer's email is settled.
+    waiting = [r for r in rows if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
+    for recipient in waiting:
+        recipient.state = DeliveryRecipient.State.FAILED
+    DeliveryRecipient.objects.bulk_update(waiting, ["state"])
+    accepted = [r.sent_at for r in rows if r.role == DeliveryRecipient.Role.TO and r.sent_at is not None]
+    if accepted:
+        delivery.state, delivery.sent_at = Delivery.State.SENT, min(accepted)
+    else:
+        delivery.state, delivery.failed_at = Delivery.State.FAILED, now
+        delivery.failure_kind, delivery.failure_detail = kind, detail
+    delivery.next_attempt_at = None
+    delivery.save(
+        update_fields=[
+            "state",
+            "sent_at",
+            "failed_at",
+            "failure_kind",
+            "failure_detail",
+            "next_attempt_at",
+            "report_format",
+            "report_problem",
+            "unknown_outcomes",
+        ]
+    )
+    _notices_create(delivery, rows)
+
+
+def _record_not_sent(
+    delivery: Delivery, attempt: DeliveryAttempt, rendering: _Rendering, kind: str, detail: str
+) -> SendOutcome:
+    """Nothing could be sent and trying again would not help: failed, and the store is told."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        DeliveryAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, detail=detail)
+        if locked.state != Delivery.State.SENDING or locked.attempt_count != attempt.number:
+            return SendOutcome()
+        locked.report_format, locked.report_problem = rendering.report_format, rendering.override_problem
+        _finish(locked, now, kind=kind, detail=detail)
+    delivery_notices_send(delivery_id=delivery.pk, pdf=rendering.pdf)
+    return SendOutcome()
+
+
+# --- Failure notices ----------------------------------------------------------------------
+
+
+def _notice_addresses(delivery: Delivery, *, failed: bool) -> list[str]:
+    """Who is told: for a failed email, the user who applied the invoice (when the store
+    wants it) and the store's failure contacts; for one that went out with a problem (a
+    refused copy, a broken email report), the failure contacts."""
+    addresses: list[str] = []
+    user = delivery.requested_by
+    if failed and delivery.store.notify_applying_user and user is not None and user.email:
+        addresses.extend(_addresses(user.email))
+    addresses.extend(address for address in _addresses(delivery.store.failure_contacts) if address not in addresses)
+    return addresses
+
+
+def _notices_create(delivery: Delivery, rows: Sequence[DeliveryRecipient]) -> None:
+    """In the transaction that settles the delivery: one notice row per address to tell,
+    created once (the unique constraint makes a second settling a no-op)."""
+    failed = delivery.state == Delivery.State.FAILED
+    problems = bool(delivery.report_problem) or any(r.state == DeliveryRecipient.State.FAILED for r in rows)
+    if not (failed or problems):
+        return
+    FailureNotice.objects.bulk_create(
+        [FailureNotice(delivery=delivery, address=address) for address in _notice_addresses(delivery, failed=failed)],
+        ignore_conflicts=True,
+    )
+
+
+def delivery_notices_send(*, delivery_id: int, pdf: bytes | None = None) -> int:
+    """Send the delivery's pending notices, each claimed first (pending → sending) so none goes
+    twice; returns how many were sent. A notice that fails is logged and recorded as failed:
+    notices are never retried, so a broken address or server cannot make them loop.
+
+    ``pdf`` is the invoice's PDF when the caller has it; otherwise it is rendered again with
+    the report the email used, if any. Must run outside any transaction.
+    """
+    pending = list(
+        FailureNotice.objects.filter(delivery_id=delivery_id, state=FailureNotice.State.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    if not pending:
+        return 0
+    delivery = Delivery.objects.select_related("invoice__customer", "store", "requested_by", "report_format").get(
+        pk=delivery_id
+    )
+    if pdf is None and delivery.report_format is not None:
+        try:
+            pdf = render_invoice_pdf(invoice=delivery.invoice, report_format=delivery.report_format)
+        except ReportRenderError:
+            pdf = None
+    sent = 0
+    for notice_id in pending:
+        claimed = FailureNotice.objects.filter(pk=notice_id, state=FailureNotice.State.PENDING).update(
+            state=FailureNotice.State.SENDING, claimed_at=timezone.now()
+        )
+        if claimed != 1:
+            continue
+        notice = FailureNotice.objects.get(pk=notice_id)
+        error = ""
+        try:
+            refused = send_message(_notice_email(delivery, notice.address, pdf))
+            if refused:
+                error = "; ".join(f"{r.code} {r.reply}" for r in refused)
+        except smtplib.SMTPRecipientsRefused as everyone:
+            error = "; ".join(f"{r.code} {r.reply}" for r in refusals(everyone.recipients))
+        except (OSError, ValueError) as failure:
+            error = _error_detail(failure)
+        if error:
+            logger.error(
+                "Failure notice %s of delivery %s to %s not sent: %s", notice.pk, delivery_id, notice.address, error
+            )
+            FailureNotice.objects.filter(pk=notice.pk).update(state=FailureNotice.State.FAILED, error=error)
+        else:
+            FailureNotice.objects.filter(pk=notice.pk).update(state=FailureNotice.State.SENT, sent_at=timezone.now())
+            sent += 1
+    return sent
+
+
+def _notice_email(delivery: Delivery, address: str, pdf: bytes | None) -> EmailMultiAlternatives:
+    """A notice, in Spanish: stores have no language of their own, and the business's is es."""
+    invoice = delivery.invoice
+    rows = list(delivery.recipients.all())
+    with translation.override(settings.LANGUAGE_CODE):
+        context = {
+            "delivery": delivery,
+            "invoice": invoice,
+            "customer": invoice.customer,
+            "store": delivery.store,
+            "failed": delivery.state == Delivery.State.FAILED,
+            "reason": delivery.failure_reason,
+            "to": delivery.to_addresses,
+            "refused_customer": [r for r in rows if r.role == "to" and r.state == DeliveryRecipient.State.FAILED],
+            "refused_copies": [r for r in rows if r.role == "copy" and r.state == DeliveryRecipient.State.FAILED],
+            "report_problem": delivery.report_problem,
+            "report_format": delivery.report_format,
+            "invoice_url": _invoice_url(invoice),
+            "pdf_attached": pdf is not None,
+        }
+        rendered = render_email("failure-notice", context)
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=store_sender(delivery.store),
+        to=[address],
+        headers={"References": delivery.message_id},
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    if pdf is not None:
+        message.attach(_attachment_name(invoice), pdf, PDF_MIMETYPE)
+    return message
+
+
+# --- The sweeper --------------------------------------------------------------------------
+
+
+def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
+    """Find what the broker lost, from PostgreSQL: the beat task runs it every minute.
+
+    - ``queued`` and due for longer than MAILER_SWEEP_QUEUED_AFTER_SECONDS: its task message
+      was lost (or the queue is that long); queued again. A duplicate is harmless: the claim
+      lets one through.
+    - ``sending`` for longer than MAILER_SWEEP_SENDING_AFTER_SECONDS (longer than the hard
+      time limit, so its worker is dead): taken back to ``queued`` with a conditional update,
+      its try in progress marked "unknown", or ``failed`` when the retry window is over.
+    - notices still pending after the queued threshold: sent again by a task; notices left
+      sending by a dead worker: marked failed, never sent twice.
+    """
+    now = now or timezone.now()
+    queued_cutoff = now - timedelta(seconds=float(settings.MAILER_SWEEP_QUEUED_AFTER_SECONDS))
+    sending_cutoff = now - timedelta(seconds=float(settings.MAILER_SWEEP_SENDING_AFTER_SECONDS))
+    window = timedelta(seconds=float(settings.MAILER_RETRY_WINDOW_SECONDS))
+
+    reset: list[int] = []
+    failed: list[int] = []
+    stuck = Delivery.objects.filter(state=Delivery.State.SENDING, claimed_at__lt=sending_cutoff)
+    for delivery_id in list(stuck.values_list("pk", flat=True)[:SWEEP_BATCH]):
+        with transaction.atomic():
+            locked = (
+                Delivery.objects.select_for_update(skip_locked=True)
+                .filter(pk=delivery_id, state=Delivery.State.SENDING, claimed_at__lt=sending_cutoff)
+                .first()
+            )
+            if locked is None:  # finished, or being recorded right now
+                continue
+            unknown = locked.attempts.filter(outcome=DeliveryAttempt.Outcome.IN_PROGRESS).update(
+                outcome=DeliveryAttempt.Outcome.UNKNOWN,
+                finished_at=now,
+                detail="The worker stopped during the send; the server may have taken the message.",
+            )
+            if unknown:
+                logger.warning("Delivery %s: a try ended without an outcome; the message may arrive twice", locked.pk)
+            locked.unknown_outcomes += unknown
+            if _window_start(locked) + window < now:
+                customer = list(locked.recipients.filter(role=DeliveryRecipient.Role.TO))
+                fallback = "the worker sending it stopped before it could finish"
+                _finish(
+                    locked, now, kind=Delivery.FailureKind.GAVE_UP, detail=_customer_detail(customer, fallback=fallback)
+                )
+                failed.append(locked.pk)
+            else:
+                locked.state, locked.next_attempt_at = Delivery.State.QUEUED, now
+                locked.save(update_fields=["state", "next_attempt_at", "unknown_outcomes"])
+                reset.append(locked.pk)
+
+    overdue = Delivery.objects.filter(state=Delivery.State.QUEUED).filter(
+        Q(next_attempt_at__lt=queued_cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=queued_cutoff)
+    )
+    lost = list(overdue.values_list("pk", flat=True)[:SWEEP_BATCH])
+    # Due now, not overdue: the same row is not queued again by the next sweep unless it is
+    # still waiting a threshold later.
+    Delivery.objects.filter(pk__in=lost, state=Delivery.State.QUEUED).update(next_attempt_at=now)
+    if lost:
+        logger.warning("Queued again %s deliveries whose task was lost or late: %s", len(lost), lost)
+
+    FailureNotice.objects.filter(state=FailureNotice.State.SENDING, claimed_at__lt=sending_cutoff).update(
+        state=FailureNotice.State.FAILED, error="The worker sending it stopped; not sent again."
+    )
+    late_notices = FailureNotice.objects.filter(state=FailureNotice.State.PENDING, created_at__lt=queued_cutoff)
+    notices = {*late_notices.values_list("delivery_id", flat=True)[:SWEEP_BATCH], *failed}
+    return SweepResult(requeued=(*reset, *lost), notices=tuple(sorted(notices)), reset=len(reset), failed=len(failed))

@@ -193,3 +193,51 @@ def smtp_server(settings: Settings) -> Iterator[SMTPTestServer]:
         yield server
     finally:
         server.stop()
+
+
+# --- Invoice emails: a real Celery worker on Redis -----------------------------------------
+
+
+def broker_queue_length() -> int:
+    """Task messages waiting in the broker's default queue (kombu keeps one Redis list per
+    priority step, all named after the queue)."""
+    import redis as redis_client
+
+    from finanzapro.celery import app
+
+    client = redis_client.Redis.from_url(app.conf.broker_url)
+    queue = app.conf.task_default_queue
+    return sum(int(client.llen(key)) for key in client.scan_iter(match=f"{queue}*") if client.type(key) == b"list")
+
+
+@pytest.fixture
+def empty_broker(transactional_db: None) -> None:
+    """No task message of an earlier test (whose delivery ids may be reused) is left waiting."""
+    from finanzapro.celery import app
+
+    app.control.purge()
+
+
+@pytest.fixture
+def celery_worker(empty_broker: None) -> Iterator[Any]:
+    """A real Celery worker consuming from Redis in this process (its own thread and database
+    connection), so it sees the test's settings: the SMTP server, short retry delays."""
+    from celery.contrib.testing.worker import start_worker
+
+    from finanzapro.celery import app
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+
+
+@pytest.fixture
+def built_in_report_formats(transactional_db: None) -> None:
+    """The report formats of the data migration, back in the tables that an earlier
+    transactional test emptied (the worker renders PDFs with the default one)."""
+    import importlib
+
+    from invoices.models import ReportFormat
+
+    migration = importlib.import_module("invoices.migrations.0003_builtin_report_formats")
+    for row in migration.BUILT_IN:
+        ReportFormat.objects.update_or_create(code=row["code"], defaults=row)

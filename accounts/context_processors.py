@@ -24,6 +24,8 @@ def nav_items_for(user: User, path: str) -> list[NavItem]:
     if user.is_support or user.is_store_admin or user.is_cashier:
         entries.append((_("Invoices"), reverse("invoices:list")))
         entries.append((_("Customers"), reverse("invoices:customer_list")))
+    if user.is_support or user.is_store_admin:
+        entries.append((_("Emails"), reverse("mailer:deliveries")))
     if user.is_store_admin:
         entries.append((_("Users"), reverse("accounts:user_list")))
     if user.is_support:

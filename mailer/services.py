@@ -11,7 +11,7 @@ from email.utils import parseaddr
 from functools import partial
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q
@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.encoding import punycode
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from finanzapro.email_addresses import SEPARATOR, parse_address_list
@@ -274,25 +275,31 @@ def delivery_create(*, invoice: Invoice, requested_by: User | None) -> Delivery:
     reason, or a ``queued`` one whose task is enqueued when the surrounding transaction
     commits. Called by the ``invoice_applied`` receiver inside the applying transaction, so a
     rolled-back apply leaves no row and enqueues nothing."""
+    to = _addresses(invoice.customer.emails)
+    return _delivery_record(invoice=invoice, requested_by=requested_by, to=to, skip_reason=_skip_reason(invoice, to))
+
+
+def _delivery_record(*, invoice: Invoice, requested_by: User | None, to: Sequence[str], skip_reason: str) -> Delivery:
+    """The one way a delivery row is written, for an applied invoice and for a resend: ``skipped``
+    with ``skip_reason``, or ``queued`` to ``to`` and the store's copies, with its recipients,
+    and its task enqueued when the surrounding transaction commits."""
     store, customer = invoice.store, invoice.customer
-    to = _addresses(customer.emails)
     copies = [address for address in _addresses(store.copy_to) if address not in to]
-    reason = _skip_reason(invoice, to)
     now = timezone.now()
     with transaction.atomic():
         delivery = Delivery.objects.create(
             invoice=invoice,
             store=store,
-            state=Delivery.State.SKIPPED if reason else Delivery.State.QUEUED,
-            skip_reason=reason,
+            state=Delivery.State.SKIPPED if skip_reason else Delivery.State.QUEUED,
+            skip_reason=skip_reason,
             to=SEPARATOR.join(to),
-            copies=SEPARATOR.join(copies) if not reason else "",
+            copies=SEPARATOR.join(copies) if not skip_reason else "",
             reply_to=store.reply_to,
             language=customer.language,
             requested_by=requested_by,
-            next_attempt_at=None if reason else now,
+            next_attempt_at=None if skip_reason else now,
         )
-        if reason:
+        if skip_reason:
             return delivery
         DeliveryRecipient.objects.bulk_create(
             [DeliveryRecipient(delivery=delivery, address=address, role=DeliveryRecipient.Role.TO) for address in to]
@@ -305,6 +312,57 @@ def delivery_create(*, invoice: Invoice, requested_by: User | None) -> Delivery:
 
         transaction.on_commit(partial(enqueue_delivery, delivery.pk))
     return delivery
+
+
+def can_resend(user: User, invoice: Invoice) -> bool:
+    """Whether ``user`` may send ``invoice`` again: an applied invoice, by support, a store admin
+    of its business, or the cashier who applied it (while still working in its store)."""
+    if invoice.status != Invoice.Status.APPLIED or not user.is_active:
+        return False
+    if user.is_support:
+        return True
+    if user.business_id != invoice.store.business_id:
+        return False
+    if user.is_store_admin:
+        return True
+    return user.is_cashier and invoice.applied_by_id == user.pk and user.can_work_in(invoice.store)
+
+
+def delivery_resend(*, invoice: Invoice, requested_by: User, to: str | None = None) -> Delivery:
+    """Email an applied invoice again, as a new delivery: to ``to`` (an address list, as people
+    type it) when given, else to the customer's addresses; the store's copies as Bcc, as always.
+
+    A resend is an explicit request of a person, so it goes out even when the store's sending is
+    off or the customer did not ask for invoices by email. It still needs somewhere to go: the
+    customer's addresses, or ``to``; the walk-in customer's addresses are never used, so for
+    them ``to`` is required. The task is enqueued when the surrounding transaction commits.
+
+    Raises PermissionDenied when ``requested_by`` may not resend it (see ``can_resend``), and
+    ValidationError: ``not_applied`` (a draft or a voided invoice), ``{"to": ...}`` for an
+    invalid list, ``walk_in`` or ``no_address`` when there is nowhere to send it.
+    """
+    with transaction.atomic():
+        locked = Invoice.objects.select_related("store", "customer").select_for_update(of=("self",)).get(pk=invoice.pk)
+        if locked.status != Invoice.Status.APPLIED:
+            raise ValidationError(_("Only an applied invoice can be emailed."), code="not_applied")
+        if not can_resend(requested_by, locked):
+            raise PermissionDenied(_("You cannot email this invoice again."))
+        if to is not None and to.strip():
+            try:
+                addresses = parse_address_list(to)
+            except ValidationError as error:
+                raise ValidationError({"to": error}) from error
+        elif locked.customer.is_walk_in:
+            raise ValidationError(
+                {"to": ValidationError(_("Enter an address: the walk-in customer has none."), code="walk_in")}
+            )
+        else:
+            addresses = _addresses(locked.customer.emails)
+            if not addresses:
+                raise ValidationError(
+                    {"to": ValidationError(_("The customer has no email address: enter one."), code="no_address")}
+                )
+        return _delivery_record(invoice=locked, requested_by=requested_by, to=addresses, skip_reason="")
 
 
 def retry_delay(attempt: int) -> float:

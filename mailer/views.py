@@ -1,25 +1,49 @@
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
+from django_ratelimit import ALL
+from django_ratelimit.core import is_ratelimited
 from django_ratelimit.decorators import ratelimit
 
 from accounts.http import AuthenticatedHttpRequest
-from mailer.services import store_test_email_send
+from invoices.models import Invoice
+from mailer.forms import DeliveryFilterForm, ResendForm
+from mailer.models import Delivery
+from mailer.selectors import (
+    InvoiceEmailPanel,
+    delivery_businesses,
+    delivery_list,
+    delivery_state_counts,
+    delivery_stores,
+    invoice_email_panel,
+)
+from mailer.services import can_resend, delivery_resend, store_test_email_send
 from stores.models import Store
 
 TEST_EMAILS_PER_HOUR = 5
+# Each resend is a real email to a customer: enough for a busy counter, not for a flood.
+RESENDS_PER_HOUR = 20
+DELIVERIES_PER_PAGE = 50
 
 
 class _TestEmailRequest(AuthenticatedHttpRequest):
     htmx: HtmxDetails  # set by django-htmx's middleware
     limited: bool  # set by django-ratelimit's decorator
+
+
+class _HtmxRequest(AuthenticatedHttpRequest):
+    htmx: HtmxDetails  # set by django-htmx's middleware
 
 
 _View = Callable[[_TestEmailRequest, int], HttpResponse]
@@ -57,3 +81,141 @@ def store_test_email_view(request: _TestEmailRequest, store_id: int) -> HttpResp
     else:
         messages.error(request, message)
     return redirect(reverse("stores:edit", args=[store.pk]) + "?tab=email")
+
+
+# --- The invoice's email panel ----------------------------------------------------------------
+
+
+def resend_rate_limited(request: HttpRequest) -> bool:
+    """Count one resend by the request's user and say whether it is over RESENDS_PER_HOUR.
+    The invoice page and the POS API share the count."""
+    return bool(
+        is_ratelimited(
+            request, group="mailer.resend", key="user", rate=f"{RESENDS_PER_HOUR}/h", method=ALL, increment=True
+        )
+    )
+
+
+def resend_limit_message() -> str:
+    return ngettext(
+        "You can resend %(count)d invoice email per hour and have reached that limit; nothing was sent. "
+        "Try again later.",
+        "You can resend %(count)d invoice emails per hour and have reached that limit; nothing was sent. "
+        "Try again later.",
+        RESENDS_PER_HOUR,
+    ) % {"count": RESENDS_PER_HOUR}
+
+
+def panel_context(panel: InvoiceEmailPanel, *, ok: bool = True, message: str = "") -> dict[str, Any]:
+    return {
+        "invoice": panel.invoice,
+        "deliveries": panel.deliveries,
+        "in_flight": panel.in_flight,
+        "can_resend": panel.can_resend,
+        "resend_form": ResendForm(),
+        "ok": ok,
+        "message": message,
+    }
+
+
+def _panel_or_404(request: AuthenticatedHttpRequest, invoice_id: int) -> InvoiceEmailPanel:
+    panel = invoice_email_panel(user=request.user, invoice_id=invoice_id)
+    if panel is None:
+        raise Http404
+    return panel
+
+
+@login_required
+@require_GET
+def invoice_email_panel_view(request: _HtmxRequest, invoice_id: int) -> HttpResponse:
+    """The invoice's email panel: the piece the invoice page polls (htmx) while an email is
+    on its way, or a page of its own."""
+    context = panel_context(_panel_or_404(request, invoice_id))
+    if request.htmx:
+        return render(request, "mailer/invoice_email.html#deliveries", context)
+    return render(request, "mailer/invoice_email.html", context)
+
+
+@login_required
+@require_POST
+def invoice_resend_view(request: _HtmxRequest, invoice_id: int) -> HttpResponse:
+    """The panel's "Resend email" button: a new delivery, to the customer or to the addresses typed."""
+    invoice = get_object_or_404(Invoice.objects.for_user(request.user).select_related("store"), pk=invoice_id)
+    if not can_resend(request.user, invoice):
+        # The invoice is theirs to see (as with voiding), not theirs to send.
+        raise PermissionDenied
+    form = ResendForm(request.POST)
+    ok = False
+    if not form.is_valid():
+        message = " ".join(str(error) for errors in form.errors.values() for error in errors)
+    elif resend_rate_limited(request):
+        message = resend_limit_message()
+    else:
+        try:
+            delivery = delivery_resend(invoice=invoice, requested_by=request.user, to=form.cleaned_data["to"] or None)
+        except ValidationError as exc:
+            message = " ".join(exc.messages)
+        else:
+            ok = True
+            message = _("The invoice will be emailed again to %(addresses)s.") % {
+                "addresses": ", ".join(delivery.to_addresses)
+            }
+
+    if request.htmx:
+        context = panel_context(_panel_or_404(request, invoice_id), ok=ok, message=message)
+        return render(request, "mailer/invoice_email.html#deliveries", context)
+    if ok:
+        messages.success(request, message)
+    else:
+        messages.error(request, message)
+    return redirect(reverse("invoices:detail", args=[invoice.pk]) + "#email-status")
+
+
+# --- The Correos pages ------------------------------------------------------------------------
+
+
+def _delivery_list_page(request: AuthenticatedHttpRequest, *, store: Store | None) -> HttpResponse:
+    """A store's emails (``store``) or every email the user may look at, filtered and counted."""
+    user = request.user
+    form = DeliveryFilterForm(
+        request.GET,
+        stores=delivery_stores(user=user) if store is None else None,
+        businesses=delivery_businesses(user=user) if store is None and user.is_support else None,
+    )
+    filters = form.filters()
+    if store is not None:
+        filters["store"] = store
+    state = filters.pop("state")
+    deliveries = delivery_list(user=user, **filters)
+    # Counted without the state filter: each count says what choosing that state would show.
+    counts = delivery_state_counts(deliveries)
+    if state:
+        deliveries = deliveries.filter(state=state)
+    page = Paginator(deliveries, DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "store": store,
+        "form": form,
+        "page": page,
+        "state": state,
+        "counts": [(value, label, counts[value]) for value, label in Delivery.State.choices],
+        "total": sum(counts.values()),
+    }
+    return render(request, "mailer/delivery_list.html", context)
+
+
+@login_required
+@require_GET
+def delivery_list_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Correos: the emails of every store of the user's business (of every business for support).
+    Cashiers do not get it: their invoices' panels show their emails."""
+    if not (request.user.is_support or request.user.is_store_admin):
+        raise Http404
+    return _delivery_list_page(request, store=None)
+
+
+@login_required
+@require_GET
+def store_delivery_list_view(request: AuthenticatedHttpRequest, store_id: int) -> HttpResponse:
+    """A store's Correos page, for those who manage the store."""
+    store = get_object_or_404(delivery_stores(user=request.user), pk=store_id)
+    return _delivery_list_page(request, store=store)

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from accounts.models import Business, User
 from finanzapro.email_addresses import normalize_address_list
 from invoices.models import Customer, CustomerQuerySet, Invoice, InvoiceLine
+from mailer.models import Delivery, DeliveryRecipient
 
 
 def _request_user(serializer_field: serializers.Field[Any, Any, Any, Any]) -> User | AnonymousUser:
@@ -99,10 +100,56 @@ class InvoiceLineSerializer(serializers.ModelSerializer[InvoiceLine]):
         read_only_fields = ["position", "subtotal", "discount", "tax", "total"]
 
 
+class DeliveryRecipientSerializer(serializers.ModelSerializer[DeliveryRecipient]):
+    class Meta:
+        model = DeliveryRecipient
+        fields = ["address", "role", "state", "smtp_code", "smtp_reply", "sent_at"]
+        read_only_fields = fields
+
+
+class DeliverySerializer(serializers.ModelSerializer[Delivery]):
+    """One email of the invoice and what became of it."""
+
+    skip_reason = serializers.ChoiceField(
+        choices=Delivery.SkipReason.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Why nothing was sent; empty unless the state is `skipped`.",
+    )
+    to = serializers.ListField(
+        child=serializers.EmailField(), source="to_addresses", read_only=True, help_text="The customer's addresses."
+    )
+    failure_reason = serializers.CharField(
+        read_only=True, help_text="Why it failed, in plain words, in the request's language; empty unless failed."
+    )
+    recipients = DeliveryRecipientSerializer(
+        many=True, read_only=True, help_text="Each address (the customer's and the store's copies) and its answer."
+    )
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "state",
+            "skip_reason",
+            "to",
+            "created_at",
+            "sent_at",
+            "failed_at",
+            "failure_reason",
+            "attempt_count",
+            "recipients",
+        ]
+        read_only_fields = fields
+
+
 class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
     """An invoice as the API shows it; amounts are decimal strings in the invoice's currency."""
 
     lines = InvoiceLineSerializer(many=True, read_only=True)
+    deliveries = DeliverySerializer(
+        many=True, read_only=True, source="email_deliveries", help_text="The invoice's emails, newest first."
+    )
 
     class Meta:
         model = Invoice
@@ -123,8 +170,25 @@ class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
             "created_at",
             "applied_by",
             "applied_at",
+            "deliveries",
         ]
         read_only_fields = fields
+
+
+class InvoiceResendSerializer(serializers.Serializer[Any]):
+    """Where to send the invoice again."""
+
+    to = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
+        trim_whitespace=False,  # a line break must reach validation and be refused
+        help_text=(
+            'Addresses separated by ";" or ","; omitted, null or blank: the customer\'s addresses. '
+            "Required for the walk-in customer, who has none."
+        ),
+    )
 
 
 class InvoiceCreateSerializer(serializers.Serializer[Any]):

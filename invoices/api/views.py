@@ -4,11 +4,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.fields import get_error_detail
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,14 +18,18 @@ from accounts.models import User
 from invoices.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from invoices.api.serializers import (
     CustomerSerializer,
+    DeliverySerializer,
     ErrorSerializer,
     InvoiceCreateSerializer,
     InvoiceFilterSerializer,
+    InvoiceResendSerializer,
     InvoiceSerializer,
 )
 from invoices.models import Customer, CustomerQuerySet, Invoice, InvoiceQuerySet
 from invoices.selectors import customer_list
 from invoices.services import LineData, customer_create, invoice_apply, invoice_create, walk_in_customer_get
+from mailer.services import can_resend, delivery_resend
+from mailer.views import resend_limit_message, resend_rate_limited
 from stores.models import Store
 
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="Not found, or not yours to see.")
@@ -96,7 +101,9 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self) -> InvoiceQuerySet:
         invoices = (
-            Invoice.objects.for_user(self.request.user).select_related("store", "customer").prefetch_related("lines")
+            Invoice.objects.for_user(self.request.user)
+            .select_related("store", "customer")
+            .prefetch_related("lines", "email_deliveries__recipients")
         )
         if self.action != "list":
             return invoices
@@ -169,3 +176,45 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 body, status=status.HTTP_409_CONFLICT if code == "not_draft" else status.HTTP_400_BAD_REQUEST
             )
         return Response(self.get_serializer(invoice).data)
+
+    @extend_schema(
+        summary="Email an invoice again",
+        description=(
+            "Creates a new email of an applied invoice, to `to` or else to the customer's addresses, and "
+            "queues it; follow it in the invoice's `deliveries`. A resend is an explicit request: it goes out "
+            "even when the store's sending is off or the customer did not ask for invoices by email. Allowed "
+            "to support, the store admins of the invoice's business and the cashier who applied it (403 for "
+            "others who can see the invoice); at most 20 resends per user and hour (429)."
+        ),
+        request=InvoiceResendSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={
+            201: DeliverySerializer,
+            400: VALIDATION_ERROR,
+            403: OpenApiResponse(ErrorSerializer, description="You may see the invoice but not email it."),
+            404: NOT_FOUND,
+            409: OpenApiResponse(ErrorSerializer, description="The invoice is not applied (a draft, or voided)."),
+            422: KEY_REUSED,
+            429: OpenApiResponse(ErrorSerializer, description="Too many resends in the last hour."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def resend(self, request: Request, pk: str | None = None) -> Response:
+        user = _acting_user(request)
+        invoice = self.get_object()
+        if invoice.status != Invoice.Status.APPLIED:
+            body = {"detail": _("Only an applied invoice can be emailed."), "code": "not_applied"}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        if not can_resend(user, invoice):
+            raise PermissionDenied(_("You cannot email this invoice again."))
+        serializer = InvoiceResendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        # DRF's request wraps Django's, on which DRF set the user it authenticated.
+        if resend_rate_limited(request._request):
+            return Response(
+                {"detail": resend_limit_message(), "code": "rate_limited"}, status=status.HTTP_429_TOO_MANY_REQUESTS
+            )
+        with _service_errors_as_400():
+            delivery = delivery_resend(invoice=invoice, requested_by=user, to=serializer.validated_data["to"])
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_201_CREATED)

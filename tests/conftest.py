@@ -241,3 +241,170 @@ def built_in_report_formats(transactional_db: None) -> None:
     migration = importlib.import_module("invoices.migrations.0003_builtin_report_formats")
     for row in migration.BUILT_IN:
         ReportFormat.objects.update_or_create(code=row["code"], defaults=row)
+
+
+# --- Invoice emails: `celery worker` subprocesses, as production runs them -----------------
+
+
+class WorkerProcess:
+    """``celery -A finanzapro worker --pool=prefork`` in a process group of its own, on the test
+    database, Redis and SMTP server (all on 127.0.0.1); its output goes to ``log_path``."""
+
+    def __init__(self, name: str, *, env: dict[str, str], log_path: Path, concurrency: int) -> None:
+        import subprocess
+        import sys
+
+        self.name, self.log_path = name, log_path
+        self.killed = False  # SIGKILLed (by the test or at the end): it may have left tasks unacknowledged
+        command = [sys.executable, "-m", "celery", "-A", "finanzapro", "worker", "--pool=prefork"]
+        command += [f"--concurrency={concurrency}", "--loglevel=INFO", "--hostname", name]
+        # No waiting for other workers' replies at start-up, and nothing shared with them.
+        command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=PROJECT_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the prefork children are killed with it
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def children(self) -> list[int]:
+        """The pool's processes (Linux: /proc; a replacement may be forked by another thread)."""
+        pids: list[int] = []
+        for listing in Path(f"/proc/{self.pid}/task").glob("*/children"):
+            try:
+                pids.extend(int(pid) for pid in listing.read_text().split())
+            except OSError:  # the thread or the worker is gone
+                continue
+        return pids
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"--- worker {self.name} (pid {self.pid}), last lines of its log ---\n" + "\n".join(
+            text.splitlines()[-lines:]
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, pool included, as a machine or container dying would."""
+        import contextlib
+        import signal
+
+        self.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15) -> None:
+        """Warm shutdown (SIGTERM: finish and acknowledge the tasks in hand), then SIGKILL to
+        whatever is left of the group. Bounded by ``timeout`` seconds and then 10 more."""
+        import contextlib
+        import signal
+        import subprocess
+
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)  # the group outlives a leader that died alone
+        self.process.wait(timeout=10)
+
+
+class WorkerProcesses:
+    """Starts worker subprocesses for one test and stops every one of them afterwards."""
+
+    LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+    def __init__(self, *, smtp: SMTPTestServer, log_dir: Path) -> None:
+        self.smtp, self.log_dir = smtp, log_dir
+        self.started: list[WorkerProcess] = []
+
+    def environment(self, **overrides: str) -> dict[str, str]:
+        """This process's environment without the project's settings, plus the test database
+        (the ``test_`` one Django created), Redis, the SMTP server and ``overrides``."""
+        from urllib.parse import quote
+
+        from django.db import connection
+
+        db = connection.settings_dict
+        assert db["ENGINE"] == "django.db.backends.postgresql", "worker subprocesses need the PostgreSQL test database"
+        host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+        credentials = quote(str(db.get("USER") or "postgres"), safe="")
+        if db.get("PASSWORD"):
+            credentials += ":" + quote(str(db["PASSWORD"]), safe="")
+        database_url = f"postgres://{credentials}@{host}:{port}/{quote(str(db['NAME']), safe='')}"
+        for url in (settings.REDIS_URL, settings.CELERY_BROKER_URL, database_url):
+            assert urlsplit(url).hostname in self.LOCAL_HOSTS, f"a test worker talks only to 127.0.0.1, not {url}"
+        own = ("DJANGO_", "DATABASE_", "CELERY_", "PYTEST_", "MAILER_", "EMAIL_", "REDIS_URL", "CACHE_URL")
+        env = {key: value for key, value in os.environ.items() if not key.startswith(own)}
+        return {
+            **env,
+            "DJANGO_SETTINGS_MODULE": "finanzapro.settings",
+            "DJANGO_ENV": "test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "EMAIL_URL": f"smtp://{self.smtp.host}:{self.smtp.port}",
+            "PYTHONUNBUFFERED": "1",
+            **overrides,
+        }
+
+    def start(self, label: str = "worker", *, concurrency: int = 2, **env: str) -> WorkerProcess:
+        """A new worker; ``env`` sets its settings (``EMAIL_TIMEOUT="10"``…). Start-up takes
+        a few seconds; tasks queued meanwhile wait in Redis."""
+        import uuid
+
+        name = f"{label}-{uuid.uuid4().hex[:8]}@localhost"
+        worker = WorkerProcess(
+            name,
+            env=self.environment(**env),
+            log_path=self.log_dir / f"{label}-{len(self.started) + 1}.log",
+            concurrency=concurrency,
+        )
+        self.started.append(worker)
+        return worker
+
+    def check_alive(self) -> None:
+        """Fail at once, with its log, if a worker that was not killed on purpose has died."""
+        for worker in self.started:
+            if not worker.killed and not worker.alive():
+                code = worker.process.returncode
+                raise AssertionError(f"worker {worker.name} exited with {code}\n{worker.log_tail()}")
+
+    def logs(self) -> str:
+        return "\n".join(worker.log_tail() for worker in self.started)
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+@pytest.fixture
+def worker_processes(empty_broker: None, smtp_server: SMTPTestServer, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    """Real ``celery worker`` subprocesses (prefork, as in production) on the test database,
+    Redis and ``smtp_server``. Settings the test overrides in its own process do not reach
+    them: pass them as environment variables to ``start()``. Every worker is stopped after
+    the test, and the task messages a SIGKILLed worker left unacknowledged in Redis are
+    dropped (Redis would hand them out again only after the visibility timeout)."""
+    workers = WorkerProcesses(smtp=smtp_server, log_dir=tmp_path)
+    try:
+        yield workers
+    finally:
+        workers.stop_all()
+        if any(worker.killed for worker in workers.started):
+            client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+            client.delete("unacked", "unacked_index")

@@ -16,6 +16,10 @@ Besides receiving, it can be told to misbehave the way real servers do:
 - ``refuse_all(550)``: refuse every recipient.
 - ``stall(5)``: take the whole message, then say nothing for 5 seconds, longer than the
   client's timeout; the message is then refused and never counted as received.
+  ``stall(60, at="quit")``: accept the message (250, counted as received), then say nothing
+  to the client's ``QUIT``: the client has its 250 but has not finished. A stall ends early
+  when the client goes away or the test calls ``stall(0)``; ``stalled_peers`` lists the
+  clients (host, port) that reached a stall, so a test can tell a client is stuck there.
 - ``require_login("user", "password")``: advertise AUTH (without TLS: this is a test) and
   refuse other credentials with ``535``.
 - ``stop()``: close the port, so connecting is refused as with a server that is down.
@@ -29,13 +33,15 @@ import email
 import email.message
 import email.policy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 HOST = "127.0.0.1"
 MAIL_TIMEOUT = 2  # seconds: long enough for a loaded machine, short enough for a stall test
+
+type StallPoint = Literal["data", "quit"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class _Behaviour:
     refused: dict[str, Refusal] = field(default_factory=dict)  # lower-cased address → reply
     refuse_everyone: Refusal | None = None
     stall_seconds: float = 0
+    stall_at: StallPoint = "data"  # before answering the message, or after accepting it (at QUIT)
     credentials: tuple[str, str] | None = None
 
 
@@ -106,9 +113,22 @@ class _Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
 
+    async def _stall(self, session: Session, at: StallPoint) -> bool:
+        """Say nothing while the stall at ``at`` lasts; True if there was one. Cancelled
+        (by aiosmtpd) when the client goes away."""
+        behaviour = self.server.behaviour
+        if not behaviour.stall_seconds or behaviour.stall_at != at:
+            return False
+        peer: Any = session.peer  # aiosmtpd says str; for TCP it is (host, port)
+        self.server.stalled_peers.append((str(peer[0]), int(peer[1])))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + behaviour.stall_seconds
+        while behaviour.stall_seconds and loop.time() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        return True
+
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.server.behaviour.stall_seconds:
-            await asyncio.sleep(self.server.behaviour.stall_seconds)
+        if await self._stall(session, "data"):
             # The client gave up long ago; nothing was delivered.
             return "451 4.3.0 Took too long"
         assert isinstance(envelope.content, bytes)  # decode_data is off
@@ -123,6 +143,10 @@ class _Handler:
             )
         )
         return "250 OK: queued"
+
+    async def handle_QUIT(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        await self._stall(session, "quit")
+        return "221 Bye"
 
     def authenticate(
         self, smtp: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
@@ -156,6 +180,7 @@ class SMTPTestServer:
     def __init__(self) -> None:
         self.messages: list[ReceivedMessage] = []
         self.behaviour = _Behaviour()
+        self.stalled_peers: list[tuple[str, int]] = []  # clients that reached a stall, in order
         handler = _Handler(self)
         self._controller = _Controller(
             handler,
@@ -200,9 +225,11 @@ class SMTPTestServer:
     def refuse_all(self, code: int = 550, text: str = "5.7.1 Relaying denied") -> None:
         self.behaviour.refuse_everyone = Refusal(code, text)
 
-    def stall(self, seconds: float) -> None:
-        """After the message, answer nothing for ``seconds`` (make it longer than the timeout)."""
-        self.behaviour.stall_seconds = seconds
+    def stall(self, seconds: float, *, at: StallPoint = "data") -> None:
+        """Answer nothing for ``seconds`` (make it longer than the timeout): ``at="data"``, after
+        the message, which is then not taken; ``at="quit"``, after taking it (250), at ``QUIT``.
+        ``stall(0)`` ends the stalls in progress too."""
+        self.behaviour.stall_seconds, self.behaviour.stall_at = seconds, at
 
     def require_login(self, username: str, password: str) -> None:
         self.behaviour.credentials = (username, password)

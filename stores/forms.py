@@ -9,7 +9,7 @@ from django.utils.translation import pgettext_lazy
 from accounts.models import User
 from finanzapro.email_addresses import SingleEmailFormField
 from invoices.models import ReportFormat
-from invoices.reports import ReportRenderError, render_sample_pdf
+from invoices.reports import MAX_IMAGE_BYTES, ReportRenderError, render_sample_pdf
 from stores.models import Store
 
 
@@ -83,6 +83,18 @@ class StoreForm(forms.ModelForm[Store]):
         if cleaned.get("email_enabled") and not cleaned.get("reply_to") and "reply_to" not in self.errors:
             self.add_error("reply_to", _("Enter the address that receives customer replies when sending is on."))
         return cleaned
+
+    def clean_logo(self) -> Any:
+        """A logo larger than the PDFs read would be left out of every invoice: refuse it here."""
+        logo = self.cleaned_data.get("logo")
+        size = getattr(logo, "size", None)
+        if logo and "logo" in self.changed_data and size is not None and size > MAX_IMAGE_BYTES:
+            raise forms.ValidationError(
+                _("The logo is %(size)d KB; use an image of at most %(max)d KB."),
+                code="logo_too_large",
+                params={"size": size // 1024, "max": MAX_IMAGE_BYTES // 1024},
+            )
+        return logo
 
     def clean_email_report(self) -> ReportFormat | None:
         chosen: ReportFormat | None = self.cleaned_data.get("email_report")

@@ -215,3 +215,18 @@ def test_outsiders_can_neither_see_nor_change_a_store(
     assert store_a.name == "Tienda A1"
     assert store_a.email_enabled is False
     assert smtp_server.messages == []
+
+
+def test_a_logo_too_large_for_the_invoices_is_refused(
+    store_a: Store, admin_a: User, settings: Any, tmp_path: Any
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    png = io.BytesIO()
+    Image.effect_noise((700, 700), 100).convert("RGB").save(png, format="PNG")
+    assert png.tell() > 512 * 1024
+    data = {**form_data(store_a), "logo": SimpleUploadedFile("big.png", png.getvalue(), content_type="image/png")}
+    response = client_for(admin_a).post(edit_url(store_a), data)
+    assert response.status_code == 200
+    assert "512 KB" in response.text
+    store_a.refresh_from_db()
+    assert not store_a.logo

@@ -154,7 +154,11 @@ class Invoice(models.Model):
                 name="invoice_number_iff_applied",
             ),
         ]
-        indexes = [models.Index(fields=["store", "status", "-created_at"], name="invoice_store_status_idx")]
+        indexes = [
+            models.Index(fields=["store", "status", "-created_at"], name="invoice_store_status_idx"),
+            # The invoice list: a store's invoices in the list's order, a page read off the index.
+            models.Index(fields=["store", "-created_at", "-id"], name="invoice_store_created_idx"),
+        ]
 
     def __str__(self) -> str:
         if self.number is None:

@@ -6,12 +6,15 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import User
 from invoices.models import Customer, Invoice
 from invoices.money import format_money
+from invoices.selectors import invoice_list
 from invoices.services import LineData, invoice_apply, invoice_create, walk_in_customer_get
 from stores.models import Store
 from tests.conftest import client_for
@@ -465,6 +468,41 @@ def test_the_list_shows_fifty_invoices_a_page(admin_a: User, store_a: Store, cus
     assert f'href="?store={store_a.pk}&amp;status=draft&amp;page=2"' in first.text
     second = client.get(reverse("invoices:list"), {"store": str(store_a.pk), "status": "draft", "page": "2"})
     assert len(second.context["page"]) == 1
+
+
+def queries_for(client: Client, url: str, data: dict[str, str] | None = None) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, data).status_code == 200
+    return len(queries)
+
+
+def test_the_list_and_the_invoice_page_make_as_many_queries_with_few_invoices_as_with_many(
+    admin_a: User, store_a: Store, customer_a: Customer
+) -> None:
+    client = client_for(admin_a)
+    newest = [make_invoice(store_a, customer_a, admin_a, apply=True) for _ in range(3)][-1]
+    list_with_3 = queries_for(client, reverse("invoices:list"), {"store": str(store_a.pk)})
+    page_with_3 = queries_for(client, reverse("invoices:detail", args=[newest.pk]))
+    for _ in range(57):
+        make_invoice(store_a, customer_a, admin_a, apply=True)
+
+    assert queries_for(client, reverse("invoices:list"), {"store": str(store_a.pk)}) == list_with_3
+    assert queries_for(client, reverse("invoices:list"), {"store": str(store_a.pk), "page": "2"}) == list_with_3
+    assert queries_for(client, reverse("invoices:detail", args=[newest.pk])) == page_with_3
+
+
+def test_a_page_of_the_list_is_read_off_an_index_in_the_lists_order(
+    admin_a: User, store_a: Store, customer_a: Customer
+) -> None:
+    """A store's newest invoices come straight from an index: PostgreSQL never sorts them
+    all to show fifty, however many the store has."""
+    make_invoice(store_a, customer_a, admin_a, apply=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")  # a sort only where nothing else can do
+    plan = invoice_list(user=admin_a, store=store_a)[:50].explain()
+
+    assert "invoice_store_created_idx" in plan
+    assert "Sort" not in plan
 
 
 def test_the_navigation_has_invoices_before_customers(cashier_a: User) -> None:

@@ -84,7 +84,8 @@ def delivery_list(
 
 def delivery_state_counts(deliveries: DeliveryQuerySet) -> dict[str, int]:
     """How many of ``deliveries`` are in each state, every state named (zero included), in one query."""
-    counted = {row["state"]: row["count"] for row in deliveries.order_by().values("state").annotate(count=Count("pk"))}
+    # COUNT(*), not COUNT(id): the index on (store, state, ...) answers it alone, without the rows.
+    counted = {row["state"]: row["count"] for row in deliveries.order_by().values("state").annotate(count=Count("*"))}
     return {state: counted.get(state, 0) for state in Delivery.State.values}
 
 

@@ -191,7 +191,10 @@ def _delivery_list_page(request: AuthenticatedHttpRequest, *, store: Store | Non
     counts = delivery_state_counts(deliveries)
     if state:
         deliveries = deliveries.filter(state=state)
-    page = Paginator(deliveries, DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
+    paginator = Paginator(deliveries, DELIVERIES_PER_PAGE)
+    # The counts already say how many emails the page lists: no second count of the same rows.
+    paginator.count = counts[state] if state else sum(counts.values())
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "store": store,
         "form": form,

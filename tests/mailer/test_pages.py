@@ -418,6 +418,35 @@ def test_the_list_has_pages_of_fifty(emailing_store: Store, customer_a: Customer
     assert counts_on(second)[""] == "51"
 
 
+def test_a_state_pages_by_its_own_count_and_the_page_counts_its_emails_once(
+    emailing_store: Store, customer_a: Customer, admin_a: User
+) -> None:
+    invoice = apply(emailing_store, customer_a, admin_a)
+    Delivery.objects.bulk_create(
+        [Delivery(invoice=invoice, store=emailing_store, state="queued", to="cliente@a.example") for _ in range(50)]
+        + [Delivery(invoice=invoice, store=emailing_store, state="sent", to="cliente@a.example") for _ in range(3)]
+    )
+    queued = Delivery.objects.filter(state="queued").count()
+    assert queued > 50
+    client = english(client_for(admin_a))
+    url = reverse("mailer:store_deliveries", args=[emailing_store.pk])
+
+    with CaptureQueriesContext(connection) as queries:
+        first = client.get(url, {"state": "queued"}).text
+    counting = [query["sql"] for query in queries.captured_queries if "COUNT(" in query["sql"]]
+    second = client.get(url, {"state": "queued", "page": "2"}).text
+    sent = client.get(url, {"state": "sent", "page": "2"}).text  # past the last page: the last page
+
+    assert len(rows_on(first)) == 50
+    assert "Page 1 of 2" in first
+    assert len(rows_on(second)) == queued - 50
+    assert rows_on(sent) == ["sent"] * 3
+    assert "Page " not in sent
+    assert counts_on(first)[""] == str(queued + 3)
+    # The per-state counts are the page's only count: the paginator takes its total from them.
+    assert len(counting) == 1
+
+
 def queries_for(client: Client, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200

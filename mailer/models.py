@@ -38,7 +38,12 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
 
 
 class Delivery(models.Model):
-    """One email of an invoice to its customer, and its copies."""
+    """One email of an invoice to its customer, and its copies; or a store's test email (a
+    sample invoice to the person who asked for it), which goes through the same steps."""
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice")
+        TEST = "test", _("Test email")
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -59,8 +64,15 @@ class Delivery(models.Model):
         NO_PDF = "no_pdf", _("The invoice PDF could not be made")
         UNSENDABLE = "unsendable", _("The email could not be built")
 
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.INVOICE)
+    # None for a test email, which carries a sample invoice.
     invoice = models.ForeignKey(
-        Invoice, verbose_name=_("invoice"), related_name="email_deliveries", on_delete=models.PROTECT
+        Invoice,
+        verbose_name=_("invoice"),
+        related_name="email_deliveries",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
     )
     # The invoice's store, kept on the row so the store's email pages filter without a join.
     store = models.ForeignKey(Store, verbose_name=_("store"), related_name="email_deliveries", on_delete=models.PROTECT)
@@ -123,10 +135,19 @@ class Delivery(models.Model):
                 | (~models.Q(state="skipped") & models.Q(skip_reason="")),
                 name="delivery_skip_reason_iff_skipped",
             ),
+            models.CheckConstraint(
+                condition=models.Q(kind="invoice", invoice__isnull=False) | models.Q(kind="test", invoice__isnull=True),
+                name="delivery_invoice_iff_not_test",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.invoice} → {self.to or '—'} ({self.get_state_display()})"
+        what = self.invoice if self.invoice_id is not None else self.get_kind_display()
+        return f"{what} → {self.to or '—'} ({self.get_state_display()})"
+
+    @property
+    def is_test(self) -> bool:
+        return self.kind == self.Kind.TEST
 
     @property
     def to_addresses(self) -> list[str]:
@@ -202,6 +223,18 @@ class DeliveryAttempt(models.Model):
         ERROR = "error", _("Not sent")
         UNKNOWN = "unknown", _("Unknown: the worker stopped during the send")
 
+    class Problem(models.TextChoices):
+        """What went wrong with the whole try, when something did (a refused address is the
+        recipient's state instead): says in plain words what to do about it."""
+
+        NONE = "", _("None")
+        CONNECTION = "connection", _("Could not connect to the mail server")
+        TIMEOUT = "timeout", _("The mail server did not answer in time")
+        LOGIN = "login", _("The mail server did not accept the user name or password")
+        BUSY = "busy", _("The mail server could not take the email for now")
+        REFUSED = "refused", _("The mail server refused the email")
+        OTHER = "other", _("Another error")
+
     delivery = models.ForeignKey(Delivery, related_name="attempts", on_delete=models.CASCADE)
     number = models.PositiveIntegerField(_("number"))
     started_at = models.DateTimeField(_("started at"))
@@ -209,6 +242,7 @@ class DeliveryAttempt(models.Model):
     outcome = models.CharField(_("outcome"), max_length=12, choices=Outcome.choices, default=Outcome.IN_PROGRESS)
     smtp_code = models.PositiveSmallIntegerField(_("SMTP code"), null=True, blank=True)
     detail = models.TextField(_("server's answer or error"), blank=True)
+    problem = models.CharField(_("problem"), max_length=12, choices=Problem.choices, blank=True, default="")
 
     class Meta:
         verbose_name = _("try")

@@ -5,10 +5,11 @@ from datetime import date
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, QuerySet
+from django.utils.translation import gettext
 
 from accounts.models import Business, User
 from invoices.models import Invoice
-from mailer.models import Delivery, DeliveryQuerySet
+from mailer.models import Delivery, DeliveryAttempt, DeliveryQuerySet, DeliveryRecipient
 from mailer.services import can_resend
 from stores.models import Store, StoreQuerySet
 
@@ -64,9 +65,9 @@ def delivery_list(
 ) -> DeliveryQuerySet:
     """The deliveries of the stores ``user`` may look at, newest first, narrowed by the Correos
     pages' filters. Dates are local calendar days of the delivery's creation, both included."""
-    deliveries = Delivery.objects.filter(store__in=delivery_stores(user=user).values("pk")).select_related(
-        "invoice__customer", "store__business"
-    )
+    deliveries = Delivery.objects.filter(
+        kind=Delivery.Kind.INVOICE, store__in=delivery_stores(user=user).values("pk")
+    ).select_related("invoice__customer", "store__business")
     if store is not None:
         deliveries = deliveries.filter(store=store)
     if business_id is not None:
@@ -94,3 +95,125 @@ def delivery_businesses(*, user: User | AnonymousUser) -> QuerySet[Business]:
     if isinstance(user, User) and user.is_active and user.is_support:
         return Business.objects.order_by("name")
     return Business.objects.none()
+
+
+# --- Test emails ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestEmailStatus:
+    """What the person who asked for a store's test email sees, in the active language."""
+
+    __test__ = False  # a status, not a test class for pytest to collect
+
+    delivery: Delivery
+    ok: bool  # sent, and nothing went wrong on the way
+    message: str
+
+    @property
+    def in_flight(self) -> bool:
+        return self.delivery.state in {Delivery.State.QUEUED, Delivery.State.SENDING}
+
+
+def store_test_email_status(*, user: User | AnonymousUser, delivery_id: int) -> TestEmailStatus | None:
+    """Test email ``delivery_id`` as its sender sees it; None for anybody else, or when the
+    sender may no longer edit the store's settings."""
+    if not isinstance(user, User):
+        return None
+    delivery = (
+        Delivery.objects.filter(
+            pk=delivery_id,
+            kind=Delivery.Kind.TEST,
+            requested_by=user,
+            store__in=Store.objects.editable_by(user).values("pk"),
+        )
+        .select_related("store", "report_format")
+        .prefetch_related("recipients", "attempts")
+        .first()
+    )
+    if delivery is None:
+        return None
+    return TestEmailStatus(delivery=delivery, ok=_test_email_ok(delivery), message=_test_email_message(delivery))
+
+
+def _test_email_ok(delivery: Delivery) -> bool:
+    refused = any(r.state == DeliveryRecipient.State.FAILED for r in delivery.recipients.all())
+    return delivery.state == Delivery.State.SENT and not refused and not delivery.report_problem
+
+
+def _test_email_message(delivery: Delivery) -> str:
+    recipients = list(delivery.recipients.all())
+    if delivery.state in {Delivery.State.QUEUED, Delivery.State.SENDING}:
+        return gettext("Sending the test email to %(addresses)s…") % {"addresses": ", ".join(delivery.to_addresses)}
+    parts = []
+    if delivery.state == Delivery.State.SENT:
+        accepted = [r.address for r in recipients if r.state == DeliveryRecipient.State.SENT]
+        parts.append(gettext("Test email sent to %(addresses)s.") % {"addresses": ", ".join(accepted)})
+    elif delivery.failure_kind == Delivery.FailureKind.NO_PDF:
+        parts.append(
+            gettext("The sample invoice could not be made, so no email was sent: %(detail)s")
+            % {"detail": delivery.failure_detail}
+        )
+    elif delivery.failure_kind == Delivery.FailureKind.UNSENDABLE:
+        parts.append(gettext("The email could not be sent: %(error)s") % {"error": delivery.failure_detail})
+    attempts = list(delivery.attempts.all())
+    last = attempts[-1] if attempts else None
+    if last is not None and last.problem:
+        parts.append(explain_problem(last.problem, last.detail))
+    else:
+        parts.extend(_explain_refusal(r) for r in recipients if r.state == DeliveryRecipient.State.FAILED)
+    if delivery.report_problem:
+        parts.append(
+            gettext("The store's email report could not be used, so the print report was attached instead: %(problem)s")
+            % {"problem": delivery.report_problem}
+        )
+    return " ".join(part for part in parts if part)
+
+
+def _explain_refusal(recipient: DeliveryRecipient) -> str:
+    """What the server said of one address, in plain words, with its answer."""
+    params = {"address": recipient.address, "code": recipient.smtp_code or "", "reply": recipient.smtp_reply}
+    if recipient.smtp_code is not None and 400 <= recipient.smtp_code < 500:
+        return (
+            gettext("The mail server temporarily refused %(address)s (%(code)s %(reply)s). Try again later.") % params
+        )
+    return (
+        gettext(
+            "The mail server rejected the address %(address)s (%(code)s %(reply)s). Check that it is spelled correctly."
+        )
+        % params
+    )
+
+
+def explain_problem(problem: str, answer: str) -> str:
+    """Why nothing was sent, in plain words; ``answer`` is the server's code and text, or the error."""
+    params = {"answer": answer}
+    if problem == DeliveryAttempt.Problem.TIMEOUT:
+        return gettext(
+            "The mail server did not answer in time, so the email was probably not sent. "
+            "Try again in a few minutes; if it keeps happening, tell FinanzaPro support."
+        )
+    if problem == DeliveryAttempt.Problem.LOGIN:
+        return (
+            gettext(
+                "The mail server did not accept FinanzaPro's user name or password (%(answer)s). "
+                "No email was sent; please tell FinanzaPro support."
+            )
+            % params
+        )
+    if problem == DeliveryAttempt.Problem.BUSY:
+        return (
+            gettext(
+                "The mail server cannot take the email right now (%(answer)s). "
+                "No email was sent; try again in a few minutes."
+            )
+            % params
+        )
+    if problem == DeliveryAttempt.Problem.REFUSED:
+        return gettext("The mail server refused the email (%(answer)s). No email was sent.") % params
+    if problem == DeliveryAttempt.Problem.CONNECTION:
+        return gettext(
+            "Could not connect to the mail server: it is down or unreachable. No email was sent. "
+            "Try again in a few minutes; if it keeps happening, tell FinanzaPro support."
+        )
+    return gettext("The email could not be sent: %(error)s") % {"error": answer}

@@ -27,6 +27,7 @@ from mailer.selectors import (
     delivery_state_counts,
     delivery_stores,
     invoice_email_panel,
+    store_test_email_status,
 )
 from mailer.services import can_resend, delivery_resend, store_test_email_send
 from stores.models import Store
@@ -59,10 +60,10 @@ _limit_test_emails: Callable[[_View], _View] = ratelimit(
 @require_POST
 @_limit_test_emails
 def store_test_email_view(request: _TestEmailRequest, store_id: int) -> HttpResponse:
-    """The "Send test email" button of a store's email settings tab."""
+    """The "Send test email" button of a store's email settings tab: queues the test email and
+    shows its status, which follows it until the mail server has answered."""
     store = get_object_or_404(Store.objects.editable_by(request.user), pk=store_id)
     if request.limited:
-        ok = False
         message = ngettext(
             "You can send %(count)d test email per hour and have reached that limit; nothing was sent. "
             "Try again later.",
@@ -70,17 +71,34 @@ def store_test_email_view(request: _TestEmailRequest, store_id: int) -> HttpResp
             "Try again later.",
             TEST_EMAILS_PER_HOUR,
         ) % {"count": TEST_EMAILS_PER_HOUR}
-    else:
-        result = store_test_email_send(store=store, user=request.user)
-        ok, message = result.ok, result.message
-
+        return _test_email_refused(request, store, message)
+    try:
+        delivery = store_test_email_send(store=store, user=request.user)
+    except ValidationError as error:
+        return _test_email_refused(request, store, " ".join(error.messages))
     if request.htmx:
-        return render(request, "mailer/test_email_result.html", {"ok": ok, "message": message})
-    if ok:
-        messages.success(request, message)
-    else:
-        messages.error(request, message)
+        status = store_test_email_status(user=request.user, delivery_id=delivery.pk)
+        return render(request, "mailer/test_email_result.html", {"status": status})
+    return redirect("mailer:test_email", delivery.pk)
+
+
+def _test_email_refused(request: _TestEmailRequest, store: Store, message: str) -> HttpResponse:
+    if request.htmx:
+        return render(request, "mailer/test_email_result.html", {"ok": False, "message": message})
+    messages.error(request, message)
     return redirect(reverse("stores:edit", args=[store.pk]) + "?tab=email")
+
+
+@login_required
+@require_GET
+def test_email_view(request: _HtmxRequest, delivery_id: int) -> HttpResponse:
+    """A test email's status: the box the store's page polls with htmx, or a page of its own
+    (which reloads itself while the email is on its way) without JavaScript."""
+    status = store_test_email_status(user=request.user, delivery_id=delivery_id)
+    if status is None:
+        raise Http404
+    template = "mailer/test_email_result.html" if request.htmx else "mailer/test_email.html"
+    return render(request, template, {"status": status})
 
 
 # --- The invoice's email panel ----------------------------------------------------------------

@@ -134,7 +134,9 @@ def test_a_burst_of_200_applied_invoices_sends_200_messages_none_lost_none_doubl
     seen_numbers: Counter[int] = Counter()
     for message in received:
         delivery = by_message_id[str(message.message["Message-ID"])]
-        number, address = delivery.invoice.number, address_of[delivery.invoice.customer_id]
+        invoice = delivery.invoice
+        assert invoice is not None
+        number, address = invoice.number, address_of[invoice.customer_id]
         assert number is not None
         seen_numbers[number] += 1
         # To its own customer, the copy only in the envelope.

@@ -64,8 +64,9 @@ def delivery_of(invoice: Invoice) -> Delivery:
     return Delivery.objects.get(invoice=invoice)
 
 
-def finished(invoice: Invoice) -> Delivery:
+def finished(invoice: Invoice | None) -> Delivery:
     """The invoice's delivery once it is sent or failed, and its notices are no longer pending."""
+    assert invoice is not None, "a test email has no invoice"
 
     def done() -> Delivery | None:
         delivery = Delivery.objects.filter(invoice=invoice, state__in=["sent", "failed"]).first()

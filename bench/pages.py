@@ -313,7 +313,7 @@ def _client(tenant: Tenant) -> Client:
     return client
 
 
-def _queries(client: Client, page: str, tenant: Tenant, rng: random.Random, samples: int = 5) -> list[int]:
+def _queries(client: Client, page: str, tenant: Tenant, rng: random.Random, samples: int = 3) -> list[int]:
     """The number of queries of ``samples`` requests (different invoices, for the invoice page)."""
     counts = []
     for _ in range(samples):
@@ -334,7 +334,7 @@ def measure(tenants: list[Tenant], requests: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for page in PAGES:
         for client, tenant in zip(clients, tenants, strict=True):
-            for _ in range(5):  # warm-up: templates, translations, connection, PostgreSQL's cache
+            for _ in range(3):  # warm-up: templates, translations, connection, PostgreSQL's cache
                 _get(client, _url(page, tenant, rng))
         queries = [_queries(client, page, tenant, rng) for client, tenant in zip(clients, tenants, strict=True)]
         times: list[list[float]] = [[], []]

@@ -192,6 +192,8 @@ class DeliveryRecipient(models.Model):
         DEFERRED = "deferred", _("Refused for now")
         SENT = "sent", _("Accepted")
         FAILED = "failed", _("Refused")
+        # A copy held back: the customer's email was not delivered, so neither was its copy.
+        WITHHELD = "withheld", _("Not sent, as the customer's email was not delivered")
 
     delivery = models.ForeignKey(Delivery, related_name="recipients", on_delete=models.CASCADE)
     address = models.EmailField(_("address"))

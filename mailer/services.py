@@ -31,7 +31,7 @@ from invoices.reports import (
     report_format_for_email,
     report_format_for_print,
 )
-from mailer.backends import Refusal, decode_reply, refusals, send_message
+from mailer.backends import NeededRecipientsRefused, Refusal, decode_reply, refusals, send_message
 from mailer.emails import render_email
 from mailer.models import Delivery, DeliveryAttempt, DeliveryRecipient, FailureNotice
 from stores.models import Store
@@ -349,13 +349,17 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
     attempt = DeliveryAttempt.objects.create(delivery=delivery, number=number, started_at=timezone.now())
     error: OSError | None = None
     refused: list[Refusal] = []
+    withheld: list[str] = []
+    customer = [r.address for r in recipients if r.role == DeliveryRecipient.Role.TO]
     try:
-        refused = send_message(message)
+        refused = send_message(message, needed=customer)
+    except NeededRecipientsRefused as customer_refused:  # nothing went to the copies either
+        refused, withheld = refusals(customer_refused.recipients), customer_refused.withheld
     except smtplib.SMTPRecipientsRefused as everyone:
         refused = refusals(everyone.recipients)
     except OSError as failure:  # smtplib's errors, a refused connection, a timeout…
         error = failure
-    return _record_sent(delivery, attempt, recipients, rendering, refused, error)
+    return _record_sent(delivery, attempt, recipients, rendering, refused, error, withheld=withheld)
 
 
 def _render_pdf(delivery: Delivery, report_format: ReportFormat) -> bytes:
@@ -498,9 +502,14 @@ def _record_sent(
     rendering: _Rendering,
     refused: Sequence[Refusal],
     error: OSError | None,
+    *,
+    withheld: Sequence[str] = (),
 ) -> SendOutcome:
+    """Record a try's SMTP outcome per recipient; ``withheld``: addresses the server would have
+    taken but that were not sent to, since every customer address was refused."""
     now = timezone.now()
     refused_by_key = {_envelope_key(refusal.address): refusal for refusal in refused}
+    withheld_keys = {_envelope_key(address) for address in withheld}
     if error is not None:
         logger.warning("Delivery %s try %s not sent: %r", delivery.pk, attempt.number, error)
         outcome = DeliveryAttempt.Outcome.REJECTED if _is_permanent(error) else DeliveryAttempt.Outcome.DEFERRED
@@ -545,6 +554,8 @@ def _record_sent(
                     DeliveryRecipient.State.DEFERRED if refusal.is_temporary else DeliveryRecipient.State.FAILED
                 )
                 recipient.smtp_code, recipient.smtp_reply = refusal.code, refusal.reply
+            elif _envelope_key(recipient.address) in withheld_keys:
+                continue  # still to send, with the customer's email when it is retried
             else:
                 recipient.state, recipient.sent_at = DeliveryRecipient.State.SENT, now
                 recipient.smtp_code, recipient.smtp_reply = None, ""
@@ -589,12 +600,17 @@ def _finish(delivery: Delivery, now: datetime, *, kind: str, detail: str) -> Non
     the server took it for one of the customer's addresses, else ``failed`` (``kind``,
     ``detail``); what still waited is refused for good, and the notices are created."""
     rows = list(delivery.recipients.all())
-    # Copies are not retried on their own once the customer's email is settled.
+    accepted = [r.sent_at for r in rows if r.role == DeliveryRecipient.Role.TO and r.sent_at is not None]
+    # Copies are not retried on their own once the customer's email is settled; one never
+    # tried (the customer's email did not go) is "withheld", not refused.
     waiting = [r for r in rows if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
     for recipient in waiting:
-        recipient.state = DeliveryRecipient.State.FAILED
+        never_tried = (
+            recipient.role == DeliveryRecipient.Role.COPY and recipient.state == DeliveryRecipient.State.PENDING
+        )
+        withheld = never_tried and not accepted
+        recipient.state = DeliveryRecipient.State.WITHHELD if withheld else DeliveryRecipient.State.FAILED
     DeliveryRecipient.objects.bulk_update(waiting, ["state"])
-    accepted = [r.sent_at for r in rows if r.role == DeliveryRecipient.Role.TO and r.sent_at is not None]
     if accepted:
         delivery.state, delivery.sent_at = Delivery.State.SENT, min(accepted)
     else:

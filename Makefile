@@ -15,7 +15,7 @@ MANAGE := $(PY) manage.py
 help:
 	@echo "make run    set everything up and start the product (web, worker, beat, flower, mail catcher)"
 	@echo "make test   set everything up and run ruff, mypy and pytest (needs PostgreSQL and Redis)"
-	@echo "make bench  measure rendering speed and memory against plain WeasyPrint (BENCH_ARGS=--quick)"
+	@echo "make bench  measure speed and memory against baselines, on PostgreSQL and Redis (BENCH_ARGS=--quick)"
 
 .venv/.synced: pyproject.toml uv.lock scripts/bootstrap-venv
 	scripts/bootstrap-venv
@@ -63,7 +63,8 @@ test: .venv/.synced var messages
 # BENCH_ARGS=--quick for a one-minute version.
 bench: .venv/.synced var messages
 	scripts/system-deps run
-	.venv/bin/python -m bench.render $(BENCH_ARGS)
+	scripts/services-up
+	.venv/bin/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv var

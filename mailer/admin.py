@@ -45,8 +45,8 @@ class FailureNoticeInline(_ReadOnlyInline[FailureNotice]):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin[Delivery]):
-    list_display = ["created_at", "invoice", "store", "to", "state", "skip_reason", "attempt_count", "sent_at"]
-    list_filter = ["state", "skip_reason", "failure_kind", "store__business", "store"]
+    list_display = ["created_at", "kind", "invoice", "store", "to", "state", "skip_reason", "attempt_count", "sent_at"]
+    list_filter = ["state", "kind", "skip_reason", "failure_kind", "store__business", "store"]
     list_select_related = ["invoice", "store"]
     search_fields = ["=message_id", "to", "copies", "invoice__customer__name", "store__name"]
     date_hierarchy = "created_at"

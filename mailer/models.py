@@ -125,9 +125,17 @@ class Delivery(models.Model):
                 fields=["next_attempt_at"], condition=models.Q(state="queued"), name="delivery_queued_due_idx"
             ),
             models.Index(fields=["claimed_at"], condition=models.Q(state="sending"), name="delivery_sending_idx"),
-            # The Correos pages: a store's (or business's) deliveries by state and date.
-            models.Index(fields=["store", "state", "-created_at"], name="delivery_store_state_idx"),
-            models.Index(fields=["store", "-created_at"], name="delivery_store_date_idx"),
+            # The Correos pages: a store's (or business's) invoice emails by state and date. Only
+            # invoice emails, as the pages filter them: the per-state counts are read off the index
+            # alone, without the rows, and a page of the list straight from it.
+            models.Index(
+                fields=["store", "state", "-created_at"],
+                condition=models.Q(kind="invoice"),
+                name="delivery_store_state_idx",
+            ),
+            models.Index(
+                fields=["store", "-created_at"], condition=models.Q(kind="invoice"), name="delivery_store_date_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -1,6 +1,7 @@
 """Invoices rendered to PDF by real WeasyPrint, read back with pypdf and pdftoppm."""
 
 import base64
+import gc
 import io
 import logging
 import re
@@ -534,6 +535,65 @@ def test_after_warm_up_the_built_in_formats_parse_no_stylesheet(
             render_invoice_pdf(invoice=invoice, report_format=built_in(code))
 
     assert parsed == []
+
+
+def collections_during(action: Any) -> tuple[list[int], Any]:
+    """The generations the cyclic garbage collector collected while ``action()`` ran, and its result."""
+    generations: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        result = action()
+    finally:
+        gc.callbacks.remove(record)
+    return generations, result
+
+
+def test_a_render_frees_its_garbage_in_one_young_collection_when_it_ends(store_a: Store) -> None:
+    ticket = built_in("pos-ticket-80mm")
+    render_sample_pdf(store=store_a, report_format=ticket)
+    thresholds = gc.get_threshold()
+    gc.collect()
+
+    generations, pdf = collections_during(lambda: render_sample_pdf(store=store_a, report_format=ticket))
+
+    assert pdf.startswith(b"%PDF")
+    # No collection while WeasyPrint worked (none moved its objects to an older generation),
+    # then one pass over the young generation, which freed them.
+    assert generations == [0]
+    assert gc.get_threshold() == thresholds
+    assert gc.isenabled()
+
+
+def test_a_render_leaves_a_disabled_collector_alone(store_a: Store) -> None:
+    ticket = built_in("pos-ticket-80mm")
+    thresholds = gc.get_threshold()
+    gc.disable()
+    try:
+        generations, _pdf = collections_during(lambda: render_sample_pdf(store=store_a, report_format=ticket))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    assert generations == []
+    assert gc.get_threshold() == thresholds
+
+
+def test_a_large_render_still_collects_on_the_way(
+    store_a: Store, customer_a: Customer, cashier_a: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reports, "RENDER_GC_THRESHOLD", 3_000)
+    invoice = applied_invoice(store_a, customer_a, cashier_a, lines=line_data(10))
+
+    generations, _pdf = collections_during(
+        lambda: render_invoice_pdf(invoice=invoice, report_format=built_in("invoice-letter"))
+    )
+
+    assert len(generations) > 1  # its peak memory stays bounded
 
 
 def test_celery_worker_processes_warm_up_on_start(monkeypatch: pytest.MonkeyPatch) -> None:

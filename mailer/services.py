@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.utils import parseaddr
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -62,10 +63,7 @@ def store_test_email_send(*, store: Store, user: User) -> Delivery:
 
     Raises ValidationError ``no_address`` when ``user`` has no email address.
     """
-    try:
-        to = parse_address_list(user.email)
-    except ValidationError:
-        to = []
+    to = _addresses(user.email)
     if not to:
         raise ValidationError(
             _(
@@ -334,10 +332,7 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         delivery.recipients.filter(state__in=[DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED])
     )
     try:
-        if delivery.is_test:
-            message = _test_email(delivery, recipients, rendering)
-        else:
-            message = _invoice_email(delivery, recipients, rendering.pdf)
+        message = _delivery_email(delivery, recipients, rendering)
     except (ValueError, ValidationError) as unsendable:  # an address or header the email cannot hold
         logger.exception("Delivery %s: the email could not be built", delivery.pk)
         attempt = DeliveryAttempt.objects.create(
@@ -405,55 +400,42 @@ def _attachment_name(invoice: Invoice) -> str:
     return ATTACHMENT_NAME % {"number": invoice.number}
 
 
-def _invoice_email(delivery: Delivery, recipients: Sequence[DeliveryRecipient], pdf: bytes) -> EmailMultiAlternatives:
-    """The customer's email: To the customer, the store's copies as Bcc (never in a header)."""
-    invoice = _invoice_of(delivery)
-    with translation.override(delivery.language):
-        rendered = render_email("invoice", {"invoice": invoice, "customer": invoice.customer, "store": delivery.store})
-    to = [r.address for r in recipients if r.role == DeliveryRecipient.Role.TO]
-    bcc = [r.address for r in recipients if r.role == DeliveryRecipient.Role.COPY]
-    message = EmailMultiAlternatives(
-        subject=rendered.subject,
-        body=rendered.text,
-        from_email=store_sender(delivery.store),
-        to=to,
-        bcc=bcc,
-        reply_to=[delivery.reply_to] if delivery.reply_to else None,
-        headers={"Message-ID": delivery.message_id},
-    )
-    message.attach_alternative(rendered.html, "text/html")
-    message.attach(_attachment_name(invoice), pdf, PDF_MIMETYPE)
-    return message
-
-
-def _test_email(
+def _delivery_email(
     delivery: Delivery, recipients: Sequence[DeliveryRecipient], rendering: _Rendering
 ) -> EmailMultiAlternatives:
-    """A store's test email: the invoice email's sender, Reply-To and Bcc, with a sample invoice
-    made with the report customers would get, and a list of the settings it was sent with."""
-    store, user = delivery.store, delivery.requested_by
+    """The email of one try: To the customer (or, for a test email, the person who asked for
+    it), the store's copies as Bcc (never in a header), the PDF attached. A test email carries
+    a sample invoice and lists the settings it was sent with."""
+    store = delivery.store
+    context: dict[str, Any]
     with translation.override(delivery.language):
-        context = {
-            "store": store,
-            "user": user,
-            "sender_address": sender_address(),
-            "reply_to": delivery.reply_to,
-            "copies": delivery.copy_addresses,
-            # Named here, in the recipient's language: a report format's name is bilingual.
-            "report": str(rendering.report_format) if rendering.report_format else "",
-            "report_is_the_print_report": store.email_report_id is None,
-            "report_problem": rendering.override_problem,
-        }
-        rendered = render_email("store-test", context)
-        attachment_name = gettext("Sample-invoice.pdf")
-    to = [r.address for r in recipients if r.role == DeliveryRecipient.Role.TO]
-    bcc = [r.address for r in recipients if r.role == DeliveryRecipient.Role.COPY]
+        if delivery.is_test:
+            template, context = (
+                "store-test",
+                {
+                    "store": store,
+                    "user": delivery.requested_by,
+                    "sender_address": sender_address(),
+                    "reply_to": delivery.reply_to,
+                    "copies": delivery.copy_addresses,
+                    # Named here, in the recipient's language: a report format's name is bilingual.
+                    "report": str(rendering.report_format) if rendering.report_format else "",
+                    "report_is_the_print_report": store.email_report_id is None,
+                    "report_problem": rendering.override_problem,
+                },
+            )
+            attachment_name = gettext("Sample-invoice.pdf")
+        else:
+            invoice = _invoice_of(delivery)
+            template, context = "invoice", {"invoice": invoice, "customer": invoice.customer, "store": store}
+            attachment_name = _attachment_name(invoice)
+        rendered = render_email(template, context)
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=store_sender(store),
-        to=to,
-        bcc=bcc,
+        to=[r.address for r in recipients if r.role == DeliveryRecipient.Role.TO],
+        bcc=[r.address for r in recipients if r.role == DeliveryRecipient.Role.COPY],
         reply_to=[delivery.reply_to] if delivery.reply_to else None,
         headers={"Message-ID": delivery.message_id},
     )

@@ -4,7 +4,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,15 +19,17 @@ from django_ratelimit.decorators import ratelimit
 from accounts.http import AuthenticatedHttpRequest
 from invoices.models import Invoice
 from mailer.forms import DeliveryFilterForm, ResendForm
-from mailer.models import Delivery
+from mailer.models import Delivery, DeliveryQuerySet
 from mailer.selectors import (
     InvoiceEmailPanel,
+    StateCount,
     delivery_businesses,
     delivery_list,
     delivery_state_counts,
     delivery_stores,
     invoice_email_panel,
     store_test_email_status,
+    total_count,
 )
 from mailer.services import can_resend, delivery_resend, store_test_email_send
 from stores.models import Store
@@ -207,21 +209,42 @@ def _delivery_list_page(request: AuthenticatedHttpRequest, *, store: Store | Non
     deliveries = delivery_list(user=user, **filters)
     # Counted without the state filter: each count says what choosing that state would show.
     counts = delivery_state_counts(deliveries)
+    total = total_count(counts)
     if state:
         deliveries = deliveries.filter(state=state)
-    paginator = Paginator(deliveries, DELIVERIES_PER_PAGE)
-    # The counts already say how many emails the page lists: no second count of the same rows.
-    paginator.count = counts[state] if state else sum(counts.values())
-    page = paginator.get_page(request.GET.get("page"))
+    listed = counts[state] if state else total
     context = {
         "store": store,
         "form": form,
-        "page": page,
+        "page": _delivery_page(deliveries, listed, request.GET.get("page")),
+        "pages_counted": not listed.more,
         "state": state,
         "counts": [(value, label, counts[value]) for value, label in Delivery.State.choices],
-        "total": sum(counts.values()),
+        "total": total,
     }
     return render(request, "mailer/delivery_list.html", context)
+
+
+def _delivery_page(deliveries: DeliveryQuerySet, listed: StateCount, number: str | None) -> Page[Delivery]:
+    """The page ``number`` of ``deliveries``, of which there are ``listed``. When the count stopped
+    at its limit the pages are not counted either: a page offers "next" while a row follows it."""
+    paginator = Paginator(deliveries, DELIVERIES_PER_PAGE)
+    if not listed.more:
+        # The counts already say how many emails the page lists: no second count of the same rows.
+        paginator.count = listed.number
+        return paginator.get_page(number)
+    try:
+        wanted = max(int(number or 1), 1)
+    except ValueError:
+        wanted = 1
+    start = (wanted - 1) * DELIVERIES_PER_PAGE
+    rows = list(deliveries[start : start + DELIVERIES_PER_PAGE + 1])
+    if not rows and wanted > 1:  # past the end (rows deleted, or a made-up number): the first page
+        wanted, start = 1, 0
+        rows = list(deliveries[: DELIVERIES_PER_PAGE + 1])
+    # As many as are known to exist: this page's rows and, when one follows, one more page.
+    paginator.count = start + len(rows)
+    return Page(rows[:DELIVERIES_PER_PAGE], wanted, paginator)
 
 
 @login_required

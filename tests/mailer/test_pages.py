@@ -4,6 +4,7 @@ is on its way), and the Correos pages with their filters, counts and pages, for 
 The delivery rows are written here as the worker would leave them; test_delivery and
 test_resend show the worker writing them for real."""
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -15,6 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+import mailer.selectors
+import mailer.views
 from accounts.models import User
 from invoices.models import Customer, Invoice, ReportFormat
 from invoices.services import LineData, invoice_apply, invoice_create
@@ -327,7 +330,7 @@ def counts_on(html: str) -> dict[str, str]:
     for state in ["", "queued", "sending", "sent", "failed", "skipped"]:
         marker = f'<span class="count" data-state="{state}">'
         start = html.index(marker) + len(marker)
-        found[state] = html[start : html.index("<", start)]
+        found[state] = re.sub(r"<[^>]+>", "", html[start : html.index("</span>", start)])
     return found
 
 
@@ -445,6 +448,49 @@ def test_a_state_pages_by_its_own_count_and_the_page_counts_its_emails_once(
     assert counts_on(first)[""] == str(queued + 3)
     # The per-state counts are the page's only count: the paginator takes its total from them.
     assert len(counting) == 1
+
+
+def test_a_busy_store_counts_up_to_a_limit_and_pages_on_without_counting(
+    monkeypatch: pytest.MonkeyPatch, emailing_store: Store, customer_a: Customer, admin_a: User
+) -> None:
+    """Past the count limit a state says "more than", and the pages go on while rows follow."""
+    monkeypatch.setattr(mailer.selectors, "STATE_COUNT_LIMIT", 5)
+    monkeypatch.setattr(mailer.views, "DELIVERIES_PER_PAGE", 3)
+    invoice = apply(emailing_store, customer_a, admin_a)  # one queued delivery of its own
+    Delivery.objects.bulk_create(
+        [Delivery(invoice=invoice, store=emailing_store, state="queued", to="cliente@a.example") for _ in range(7)]
+        + [Delivery(invoice=invoice, store=emailing_store, state="sent", to="cliente@a.example") for _ in range(2)]
+    )
+    client = english(client_for(admin_a))
+    url = reverse("mailer:store_deliveries", args=[emailing_store.pk])
+
+    first = client.get(url, {"state": "queued"}).text
+    third = client.get(url, {"state": "queued", "page": "3"}).text
+    beyond = client.get(url, {"state": "queued", "page": "9"}).text
+    sent = client.get(url, {"state": "sent"}).text
+
+    counts = counts_on(first)
+    assert (counts["queued"], counts["sent"], counts["failed"], counts[""]) == ("5+", "2", "0", "7+")
+    assert 'title="More than 5"' in first
+    assert rows_on(first) == ["queued"] * 3
+    assert "Page 1<" in first and "Page 1 of" not in first
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    assert rows_on(third) == ["queued"] * 2  # 8 queued: 3 + 3 + 2, every one reachable
+    assert "Page 3<" in third and 'rel="next"' not in third and 'rel="prev"' in third
+    assert rows_on(beyond) == rows_on(first)  # past the end: the first page
+    assert "Page 1 of 1" not in sent and rows_on(sent) == ["sent"] * 2  # under the limit: counted pages
+
+
+def test_a_busy_store_page_reads_in_spanish(
+    monkeypatch: pytest.MonkeyPatch, emailing_store: Store, customer_a: Customer, admin_a: User
+) -> None:
+    monkeypatch.setattr(mailer.selectors, "STATE_COUNT_LIMIT", 1)
+    monkeypatch.setattr(mailer.views, "DELIVERIES_PER_PAGE", 1)
+    apply(emailing_store, customer_a, admin_a)
+    apply(emailing_store, customer_a, admin_a)
+    html = client_for(admin_a).get(reverse("mailer:store_deliveries", args=[emailing_store.pk])).text
+    assert 'title="Más de 1"' in html
+    assert "Página 1<" in html
 
 
 def queries_for(client: Client, url: str) -> int:

@@ -194,7 +194,9 @@ def _delivery_record(
     transaction commits."""
     copies = [address for address in _addresses(store.copy_to) if address not in to]
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint inside the applying transaction: a delivery that cannot be written fails
+    # the apply as a whole, as any error of it does.
+    with transaction.atomic(savepoint=False):
         delivery = Delivery.objects.create(
             kind=Delivery.Kind.INVOICE if invoice is not None else Delivery.Kind.TEST,
             invoice=invoice,
@@ -314,7 +316,12 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         )
         return SendOutcome(retry_in=(not_yet - now).total_seconds()) if not_yet else SendOutcome()
 
-    delivery = Delivery.objects.select_related("invoice__customer", "store", "requested_by").get(pk=delivery_id)
+    # With the store's reports: choosing the one to attach asks nothing more of the database.
+    delivery = Delivery.objects.select_related(
+        "invoice__customer", "store__email_report", "store__print_report", "requested_by"
+    ).get(pk=delivery_id)
+    if delivery.invoice is not None and delivery.invoice.store_id == delivery.store_id:
+        delivery.invoice.store = delivery.store  # the same row, already read
     number = delivery.attempt_count  # our claim: the outcome is recorded only while it holds
     # The PDF is in the customer's language (render_invoice_pdf sees to it); a render error is
     # recorded in the business's language, the notices'.
@@ -328,9 +335,10 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         detail = " ".join(problem for problem in (rendering.override_problem, rendering.error) if problem)
         return _record_not_sent(delivery, attempt, rendering, Delivery.FailureKind.NO_PDF, detail)
 
-    recipients = list(
-        delivery.recipients.filter(state__in=[DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED])
-    )
+    # Every recipient, read once: this try sends to those still waiting, and the recording
+    # settles the delivery from all of them (the claim keeps anybody else from changing them).
+    rows = list(delivery.recipients.all())
+    recipients = [r for r in rows if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
     try:
         message = _delivery_email(delivery, recipients, rendering)
     except (ValueError, ValidationError) as unsendable:  # an address or header the email cannot hold
@@ -354,7 +362,7 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         refused = refusals(everyone.recipients)
     except OSError as failure:  # smtplib's errors, a refused connection, a timeout…
         error = failure
-    return _record_sent(delivery, attempt, recipients, rendering, refused, error, withheld=withheld)
+    return _record_sent(delivery, attempt, rows, recipients, rendering, refused, error, withheld=withheld)
 
 
 def _render_pdf(delivery: Delivery, report_format: ReportFormat) -> bytes:
@@ -480,6 +488,7 @@ def _window_start(delivery: Delivery) -> datetime:
 def _record_sent(
     delivery: Delivery,
     attempt: DeliveryAttempt,
+    rows: Sequence[DeliveryRecipient],
     recipients: Sequence[DeliveryRecipient],
     rendering: _Rendering,
     refused: Sequence[Refusal],
@@ -487,8 +496,9 @@ def _record_sent(
     *,
     withheld: Sequence[str] = (),
 ) -> SendOutcome:
-    """Record a try's SMTP outcome per recipient; ``withheld``: addresses the server would have
-    taken but that were not sent to, since every customer address was refused."""
+    """Record a try's SMTP outcome per recipient (``recipients``: those this try sent to, among
+    all the delivery's ``rows``); ``withheld``: addresses the server would have taken but that
+    were not sent to, since every customer address was refused."""
     now = timezone.now()
     refused_by_key = {_envelope_key(refusal.address): refusal for refusal in refused}
     withheld_keys = {_envelope_key(address) for address in withheld}
@@ -543,8 +553,8 @@ def _record_sent(
                 recipient.smtp_code, recipient.smtp_reply = None, ""
         DeliveryRecipient.objects.bulk_update(recipients, ["state", "smtp_code", "smtp_reply", "sent_at"])
         locked.report_format, locked.report_problem = rendering.report_format, rendering.override_problem
-        outcome_next = _settle(locked, now, last_detail=detail)
-    if outcome_next.retry_in is None:
+        outcome_next = _settle(locked, now, rows, last_detail=detail)
+    if outcome_next.retry_in is None and _needs_notices(locked, rows):
         delivery_notices_send(delivery_id=delivery.pk, pdf=rendering.pdf)
     return outcome_next
 
@@ -559,10 +569,11 @@ def _customer_detail(customer: Sequence[DeliveryRecipient], *, fallback: str) ->
     return "; ".join(f"{address}: {answer}" for address, answer in answers)
 
 
-def _settle(delivery: Delivery, now: datetime, *, last_detail: str) -> SendOutcome:
+def _settle(delivery: Delivery, now: datetime, rows: Sequence[DeliveryRecipient], *, last_detail: str) -> SendOutcome:
     """Inside the recording transaction, with ``delivery`` locked: the delivery's next state
-    from its recipients'. Only the customer's addresses decide; copies are recorded."""
-    customer = list(delivery.recipients.filter(role=DeliveryRecipient.Role.TO))
+    from its recipients' (``rows``, all of them, as recorded). Only the customer's addresses
+    decide; copies are recorded."""
+    customer = [r for r in rows if r.role == DeliveryRecipient.Role.TO]
     unsettled = [r for r in customer if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
     # A test email is not retried: the person who asked for it is waiting for the answer.
     if unsettled and not delivery.is_test:
@@ -573,15 +584,18 @@ def _settle(delivery: Delivery, now: datetime, *, last_detail: str) -> SendOutco
             delivery.save(update_fields=["state", "next_attempt_at", "report_format", "report_problem"])
             return SendOutcome(retry_in=delay)
     kind = Delivery.FailureKind.GAVE_UP if unsettled else Delivery.FailureKind.REJECTED
-    _finish(delivery, now, kind=kind, detail=_customer_detail(customer, fallback=last_detail))
+    _finish(delivery, now, rows, kind=kind, detail=_customer_detail(customer, fallback=last_detail))
     return SendOutcome()
 
 
-def _finish(delivery: Delivery, now: datetime, *, kind: str, detail: str) -> None:
+def _finish(
+    delivery: Delivery, now: datetime, rows: Sequence[DeliveryRecipient] | None = None, *, kind: str, detail: str
+) -> None:
     """Inside a transaction, with ``delivery`` locked: nothing more will be tried. ``sent`` if
     the server took it for one of the customer's addresses, else ``failed`` (``kind``,
-    ``detail``); what still waited is refused for good, and the notices are created."""
-    rows = list(delivery.recipients.all())
+    ``detail``); what still waited is refused for good, and the notices are created.
+    ``rows``: every recipient of the delivery, when the caller has them."""
+    rows = list(delivery.recipients.all()) if rows is None else rows
     accepted = [r.sent_at for r in rows if r.role == DeliveryRecipient.Role.TO and r.sent_at is not None]
     # Copies are not retried on their own once the customer's email is settled; one never
     # tried (the customer's email did not go) is "withheld", not refused.
@@ -592,7 +606,8 @@ def _finish(delivery: Delivery, now: datetime, *, kind: str, detail: str) -> Non
         )
         withheld = never_tried and not accepted
         recipient.state = DeliveryRecipient.State.WITHHELD if withheld else DeliveryRecipient.State.FAILED
-    DeliveryRecipient.objects.bulk_update(waiting, ["state"])
+    if waiting:
+        DeliveryRecipient.objects.bulk_update(waiting, ["state"])
     if accepted:
         delivery.state, delivery.sent_at = Delivery.State.SENT, min(accepted)
     else:
@@ -649,16 +664,23 @@ def _notice_addresses(delivery: Delivery, *, failed: bool) -> list[str]:
 def _notices_create(delivery: Delivery, rows: Sequence[DeliveryRecipient]) -> None:
     """In the transaction that settles the delivery: one notice row per address to tell,
     created once (the unique constraint makes a second settling a no-op)."""
-    if delivery.is_test:  # the person who asked for it sees the outcome on the page
+    if not _needs_notices(delivery, rows):
         return
     failed = delivery.state == Delivery.State.FAILED
-    problems = bool(delivery.report_problem) or any(r.state == DeliveryRecipient.State.FAILED for r in rows)
-    if not (failed or problems):
-        return
     FailureNotice.objects.bulk_create(
         [FailureNotice(delivery=delivery, address=address) for address in _notice_addresses(delivery, failed=failed)],
         ignore_conflicts=True,
     )
+
+
+def _needs_notices(delivery: Delivery, rows: Sequence[DeliveryRecipient]) -> bool:
+    """Whether a settled delivery tells anybody: it failed, or went out with a problem (a
+    refused copy, a broken email report). Never for a test email: the person who asked for it
+    sees the outcome on the page."""
+    if delivery.is_test:
+        return False
+    failed = delivery.state == Delivery.State.FAILED
+    return failed or bool(delivery.report_problem) or any(r.state == DeliveryRecipient.State.FAILED for r in rows)
 
 
 def delivery_notices_send(*, delivery_id: int, pdf: bytes | None = None) -> int:

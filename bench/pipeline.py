@@ -462,6 +462,9 @@ class Renderers:
         results = [job.get(timeout=seconds + 120) for job in jobs]
         return sum(renders / (end - start_at) for renders, end in results)
 
+    def pids(self) -> list[int]:
+        return [process.pid for pool in self.pools for process in pool._pool if process.pid]  # type: ignore[attr-defined]
+
     def render_times(self, count: int) -> list[float]:
         """Warm render times of one process, the others idle."""
         return self.pools[0].apply(_render_times, (count,))
@@ -557,6 +560,65 @@ def expected_message_ids(invoice_ids: Sequence[int]) -> dict[int, str]:
     return dict(rows.values_list("invoice_id", "message_id"))
 
 
+# --- Where the machine's CPU went during a burst -------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int, *, with_children: bool = False) -> float:
+    """CPU seconds of process ``pid`` (and of its children that have ended, with ``with_children``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: children waited for
+    return ticks / CLOCK_TICKS
+
+
+def _cpu_of_commands(names: set[str]) -> float:
+    """CPU seconds of every process named one of ``names`` (their ended children included)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if stat.read_text().strip() in names:
+                total += _process_cpu(int(stat.parent.name), with_children=True)
+    return total
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every core, every process, this bench's or not)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def cpu_snapshot(worker: Worker, renderers: Renderers) -> dict[str, float]:
+    """CPU seconds so far, by role: the worker's pool processes (those replaced included), its
+    main process, this process (the applies and the SMTP sink), PostgreSQL, Redis, the render
+    baseline's processes, and the machine as a whole."""
+    children = worker.children()
+    return {
+        "worker_pool": sum(_process_cpu(pid) for pid in children)
+        + _process_cpu(worker.pid, with_children=True)
+        - _process_cpu(worker.pid),
+        "worker_main": _process_cpu(worker.pid),
+        "bench_applies_and_sink": sum(os.times()[:2]),
+        "postgres": _cpu_of_commands({"postgres"}),
+        "redis": _cpu_of_commands({"redis-server"}),
+        "render_baseline": sum(_process_cpu(pid) for pid in renderers.pids()),
+        "machine": _machine_busy(),
+    }
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    spent = {role: round(after[role] - before[role], 2) for role in before}
+    spent["other"] = round(spent["machine"] - sum(value for role, value in spent.items() if role != "machine"), 2)
+    return spent
+
+
 def pipeline_burst(
     bench: World, plan: Plan, size: int, worker: Worker, sink: Sink, renderers: Renderers
 ) -> dict[str, Any]:
@@ -588,6 +650,7 @@ def pipeline_burst(
             next_sample = now() + plan.ceiling_every_seconds
 
     with profiled(worker, plan.profile_dir, f"pipeline-{size}"):
+        cpu_before = cpu_snapshot(worker, renderers)
         start = now()
         with ThreadPoolExecutor(BURST_THREADS, thread_name_prefix="bench-apply") as appliers:
             slices = [invoices[k::BURST_THREADS] for k in range(BURST_THREADS)]
@@ -602,6 +665,7 @@ def pipeline_burst(
         wait_for_messages(sink, expected, worker, timeout=120 + 3 * size / ceiling_before, on_poll=between_polls)
         time.sleep(plan.grace_seconds)  # a doubled message would come now
         received = sink.received()
+        cpu_after = cpu_snapshot(worker, renderers)
         pool_pids.update(worker.children())
 
     ours = [(message_id, at) for message_id, at in received if message_id in expected]
@@ -638,6 +702,10 @@ def pipeline_burst(
         "claim_to_built_p50_ms": phases["claim_to_built"],
         "smtp_p50_ms": phases["smtp"],
         "render_alone_ms": round(WORKER_CONCURRENCY * 1000 / ceiling, 1),
+        # CPU seconds per role from the first apply to the grace after the last message, and per
+        # invoice in ms (the render baseline's are its ceiling samples, the worker paused).
+        "cpu_seconds": (spent := cpu_spent(cpu_before, cpu_after)),
+        "cpu_ms_per_invoice": {role: round(value * 1000 / size, 1) for role, value in spent.items()},
     }
 
 
@@ -911,6 +979,13 @@ def table(results: dict[str, Any]) -> list[str]:
                     f"  N={size}: a pool process's cycle {n['task_cycle_ms']:.0f} ms per invoice = claim to email "
                     f"built {n['claim_to_built_p50_ms']:.0f} + SMTP {n['smtp_p50_ms']:.0f} + the rest {rest:.0f}; "
                     f"a render alone {n['render_alone_ms']:.0f} ms"
+                )
+            if "cpu_ms_per_invoice" in n:
+                cpu = n["cpu_ms_per_invoice"]
+                lines.append(
+                    f"  N={size}: CPU ms per invoice: worker pool {cpu['worker_pool']:.0f}, worker main "
+                    f"{cpu['worker_main']:.1f}, applies + sink {cpu['bench_applies_and_sink']:.1f}, PostgreSQL "
+                    f"{cpu['postgres']:.1f}, Redis {cpu['redis']:.1f}, other {cpu['other']:.1f}"
                 )
         efficient = all(r[size]["efficiency"] >= PIPELINE_EFFICIENCY_MIN for size in sizes)
         counted = all(r[size]["lost"] == 0 and r[size]["doubled"] == 0 for size in sizes)

@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT, help=f"where the JSON goes (default {OUTPUT})")
     args = parser.parse_args()
 
-    bench.env.create_database()
+    bench.env.ensure_database()
     started = time.monotonic()
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}

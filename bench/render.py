@@ -112,11 +112,16 @@ def rss_kb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
 
 
+def warm_up_renders(renders: int) -> int:
+    """Renders before the first RSS reading: WARM_UP_MEMORY, fewer for a short (quick) run."""
+    return min(WARM_UP_MEMORY, renders // 4)
+
+
 def memory_child(side: str, code: str, renders: int) -> None:
     """Runs in its own process: prints the RSS growth per render over ``renders`` renders (after
     WARM_UP_MEMORY), and over their second half only, in KB."""
     render = project_renderer(code) if side == "project" else naive_renderer(code)
-    for _ in range(WARM_UP_MEMORY):
+    for _ in range(warm_up_renders(renders)):
         render()
     before = rss_kb()
     half = renders // 2
@@ -129,28 +134,39 @@ def memory_child(side: str, code: str, renders: int) -> None:
     print(json.dumps({"kb_per_render": (after - before) / renders, "second_half": (after - middle) / (renders - half)}))
 
 
-def memory(side: str, code: str, renders: int) -> dict[str, float]:
-    result = subprocess.run(  # noqa: S603 - this module, run again with its own arguments
-        [sys.executable, "-m", "bench.render", "--memory-child", side, code, str(renders)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    return {key: round(float(value), 1) for key, value in figures.items()}
+def memory(code: str, renders: int) -> dict[str, dict[str, float]]:
+    """Both sides' RSS growth, each in a fresh process; the two run at once (RSS is per process,
+    and nothing is timed), which halves the section's longest wait."""
+    children = {
+        side: subprocess.Popen(  # noqa: S603 - this module, run again with its own arguments
+            [sys.executable, "-m", "bench.render", "--memory-child", side, code, str(renders)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for side in ("project", "naive")
+    }
+    figures = {}
+    for side, child in children.items():
+        output, _ = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"the {side} memory child exited with {child.returncode}")
+        last = json.loads(output.strip().splitlines()[-1])
+        figures[side] = {key: round(float(value), 1) for key, value in last.items()}
+    return figures
 
 
 def run(quick: bool) -> dict[str, Any]:
-    runs = 10 if quick else 40
-    renders = 100 if quick else FULL_MEMORY_RENDERS
+    runs = 5 if quick else 40
+    renders = 20 if quick else FULL_MEMORY_RENDERS
     results: dict[str, Any] = {"render": {}, "memory": {}}
     for code in reports.BUILT_IN_FORMATS:
         results["render"][code] = side_by_side(code, runs)
-    project, naive = memory("project", MEMORY_FORMAT, renders), memory("naive", MEMORY_FORMAT, renders)
+    both = memory(MEMORY_FORMAT, renders)
+    project, naive = both["project"], both["naive"]
     results["memory"] = {
         "format": MEMORY_FORMAT,
         "renders": renders,
-        "warm_up_renders": WARM_UP_MEMORY,
+        "warm_up_renders": warm_up_renders(renders),
         "project_kb_per_render": project["kb_per_render"],
         "naive_kb_per_render": naive["kb_per_render"],
         "project_kb_per_render_second_half": project["second_half"],

@@ -38,6 +38,7 @@ TEST_EMAILS_PER_HOUR = 5
 # Each resend is a real email to a customer: enough for a busy counter, not for a flood.
 RESENDS_PER_HOUR = 20
 DELIVERIES_PER_PAGE = 50
+MAX_UNCOUNTED_PAGE = 100_000  # past the count limit, page numbers beyond this are not asked of the database
 
 
 class _TestEmailRequest(AuthenticatedHttpRequest):
@@ -234,8 +235,10 @@ def _delivery_page(deliveries: DeliveryQuerySet, listed: StateCount, number: str
         paginator.count = listed.number
         return paginator.get_page(number)
     try:
-        wanted = max(int(number or 1), 1)
+        wanted = int(number or 1)
     except ValueError:
+        wanted = 1
+    if not 1 <= wanted <= MAX_UNCOUNTED_PAGE:  # a made-up number: the first page, not a database error
         wanted = 1
     start = (wanted - 1) * DELIVERIES_PER_PAGE
     rows = list(deliveries[start : start + DELIVERIES_PER_PAGE + 1])

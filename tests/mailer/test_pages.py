@@ -467,6 +467,7 @@ def test_a_busy_store_counts_up_to_a_limit_and_pages_on_without_counting(
     first = client.get(url, {"state": "queued"}).text
     third = client.get(url, {"state": "queued", "page": "3"}).text
     beyond = client.get(url, {"state": "queued", "page": "9"}).text
+    absurd = client.get(url, {"state": "queued", "page": "9" * 30})
     sent = client.get(url, {"state": "sent"}).text
 
     counts = counts_on(first)
@@ -478,6 +479,7 @@ def test_a_busy_store_counts_up_to_a_limit_and_pages_on_without_counting(
     assert rows_on(third) == ["queued"] * 2  # 8 queued: 3 + 3 + 2, every one reachable
     assert "Page 3<" in third and 'rel="next"' not in third and 'rel="prev"' in third
     assert rows_on(beyond) == rows_on(first)  # past the end: the first page
+    assert absurd.status_code == 200 and rows_on(absurd.text) == rows_on(first)
     assert "Page 1 of 1" not in sent and rows_on(sent) == ["sent"] * 2  # under the limit: counted pages
 
 

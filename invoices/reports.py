@@ -108,6 +108,10 @@ class ReportRenderError(Exception):
     """A format that cannot render; ``str(error)`` says why in plain words."""
 
 
+class ReportRenderTimeout(ReportRenderError):
+    """A render that ran out of time: on a busy machine the same render may succeed later."""
+
+
 # --- Which format -------------------------------------------------------------------------
 
 
@@ -641,9 +645,11 @@ def _run(renderer: _Renderer, html: str, stylesheet: str, *, roll: bool, media_n
     ) from error
 
 
-def _timed_out(limit: float) -> ReportRenderError:
+def _timed_out(limit: float) -> ReportRenderTimeout:
     logger.warning("Report render: gave up after %s seconds", limit)
-    return ReportRenderError(_("The PDF took longer than %(seconds)s seconds to generate.") % {"seconds": f"{limit:g}"})
+    return ReportRenderTimeout(
+        _("The PDF took longer than %(seconds)s seconds to generate.") % {"seconds": f"{limit:g}"}
+    )
 
 
 def _render(document: ReportDocument, report_format: ReportFormat, language: str) -> bytes:

@@ -27,6 +27,7 @@ from finanzapro.email_addresses import SEPARATOR, parse_address_list
 from invoices.models import Invoice, ReportFormat
 from invoices.reports import (
     ReportRenderError,
+    ReportRenderTimeout,
     render_invoice_pdf,
     render_sample_pdf,
     report_format_for_email,
@@ -134,6 +135,7 @@ class _Rendering:
     report_format: ReportFormat | None
     override_problem: str = ""  # the email report failed and the print report went instead
     error: str = ""  # why no PDF at all
+    timed_out: bool = False  # no PDF because the render ran out of time: worth another try
 
 
 def _addresses(value: str) -> list[str]:
@@ -327,6 +329,8 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
     # recorded in the business's language, the notices'.
     with translation.override(settings.LANGUAGE_CODE):
         rendering = _render_report(delivery)
+    if rendering.pdf is None and rendering.timed_out and not delivery.is_test:
+        return _record_render_deferred(delivery, number, now, rendering)
     if rendering.pdf is None:
         attempt = DeliveryAttempt.objects.create(
             delivery=delivery, number=number, started_at=now, outcome=DeliveryAttempt.Outcome.ERROR
@@ -380,6 +384,9 @@ def _render_report(delivery: Delivery) -> _Rendering:
     try:
         chosen = report_format_for_email(store)
         return _Rendering(_render_pdf(delivery, chosen), chosen)
+    except ReportRenderTimeout as error:  # a busy machine: the print report would wait as long
+        logger.warning("Delivery %s: the render ran out of time: %s", delivery.pk, error)
+        return _Rendering(None, None, error=str(error), timed_out=True)
     except ReportRenderError as error:  # the format, or the default one is missing
         logger.warning("Delivery %s: the email report did not render: %s", delivery.pk, error)
         problem = str(error)
@@ -628,6 +635,31 @@ def _finish(
         ]
     )
     _notices_create(delivery, rows)
+
+
+def _record_render_deferred(delivery: Delivery, number: int, started: datetime, rendering: _Rendering) -> SendOutcome:
+    """The PDF ran out of time (a busy worker machine, not a broken format): the try is recorded
+    as deferred and the delivery is tried again like one the mail server asked to retry, until
+    the retry window ends; nothing was sent to anybody."""
+    now = timezone.now()
+    detail = rendering.error
+    with transaction.atomic():
+        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        DeliveryAttempt.objects.create(
+            delivery=locked,
+            number=number,
+            started_at=started,
+            finished_at=now,
+            outcome=DeliveryAttempt.Outcome.DEFERRED,
+            detail=detail,
+        )
+        if locked.state != Delivery.State.SENDING or locked.attempt_count != number:
+            return SendOutcome()
+        rows = list(locked.recipients.all())
+        outcome = _settle(locked, now, rows, last_detail=detail)
+    if outcome.retry_in is None and _needs_notices(locked, rows):
+        delivery_notices_send(delivery_id=delivery.pk)
+    return outcome
 
 
 def _record_not_sent(

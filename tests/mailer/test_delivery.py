@@ -6,12 +6,14 @@ settings; nothing waits a fixed time: the tests poll the database until a state 
 """
 
 import io
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import weasyprint
 from celery.contrib.testing.worker import start_worker
 from django.db import transaction
 from django.urls import reverse
@@ -21,6 +23,7 @@ from pytest_django import Settings
 
 from accounts.models import User
 from finanzapro.celery import app
+from invoices import reports
 from invoices.models import Customer, Invoice, InvoiceSequence, ReportFormat
 from invoices.services import LineData, invoice_apply, invoice_create, walk_in_customer_get
 from mailer.models import Delivery, DeliveryAttempt, DeliveryRecipient, FailureNotice
@@ -504,6 +507,87 @@ def test_an_invoice_whose_pdf_cannot_be_made_fails_and_the_store_is_told(
     for address in (APPLYING_USER, *CONTACTS):
         (notice,) = messages_to(smtp_server, address)
         assert not any(part.get_content_type() == "application/pdf" for part in notice.message.iter_attachments())
+
+
+class StuckRenders:
+    """WeasyPrint's render, held (as on a very busy machine) until ``release`` is set; only the
+    first ``count`` renders, or every one (``count=None``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, count: int | None) -> None:
+        self.release = threading.Event()
+        self.left = count
+        original = weasyprint.HTML.render
+
+        def render(html: weasyprint.HTML, *args: Any, **kwargs: Any) -> Any:
+            if self.left is None or self.left > 0:
+                if self.left is not None:
+                    self.left -= 1
+                self.release.wait(timeout=30)
+            return original(html, *args, **kwargs)
+
+        monkeypatch.setattr(weasyprint.HTML, "render", render)
+
+
+def test_an_invoice_whose_pdf_runs_out_of_time_is_tried_again_and_sent(
+    celery_worker: Any,
+    smtp_server: SMTPTestServer,
+    emailing_store: Store,
+    customer_a: Customer,
+    cashier_a: User,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Running out of time is not a broken format: the email waits and goes on a later try."""
+    settings.MAILER_RETRY_BASE_SECONDS = 3  # the next try comes after the held render is let go
+    stuck = StuckRenders(monkeypatch, count=1)
+    monkeypatch.setattr(reports, "RENDER_TIME_LIMIT_SECONDS", 0.5)
+
+    invoice = apply_invoice(emailing_store, customer_a, cashier_a)
+    deferred = wait_for(
+        lambda: DeliveryAttempt.objects.filter(delivery__invoice=invoice, outcome="deferred").first(),
+        what="the first try to give up on the PDF",
+    )
+    monkeypatch.setattr(reports, "RENDER_TIME_LIMIT_SECONDS", 30.0)
+    stuck.release.set()
+    queued = delivery_of(invoice)
+    assert queued.state == Delivery.State.QUEUED and queued.next_attempt_at is not None
+    assert smtp_server.messages == []
+    delivery = finished(invoice)
+
+    assert "0.5" in deferred.detail  # "The PDF took longer than 0.5 seconds to generate."
+    assert delivery.state == Delivery.State.SENT
+    assert list(delivery.attempts.values_list("number", "outcome")) == [(1, "deferred"), (2, "accepted")]
+    (received,) = smtp_server.messages
+    assert sorted(received.envelope_recipients) == sorted([CUSTOMER, *COPIES])
+    assert str(invoice.number) in pdf_attachment(received)[1]
+    assert not delivery.notices.exists()  # nothing failed: nobody is told
+
+
+def test_an_invoice_whose_pdf_keeps_running_out_of_time_fails_when_the_retry_window_ends(
+    celery_worker: Any,
+    smtp_server: SMTPTestServer,
+    emailing_store: Store,
+    customer_a: Customer,
+    cashier_a: User,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings.MAILER_RETRY_WINDOW_SECONDS = 0  # no time for another try
+    stuck = StuckRenders(monkeypatch, count=None)
+    monkeypatch.setattr(reports, "RENDER_TIME_LIMIT_SECONDS", 0.5)
+    try:
+        delivery = finished(apply_invoice(emailing_store, customer_a, cashier_a))
+    finally:
+        stuck.release.set()
+
+    assert delivery.state == Delivery.State.FAILED
+    assert delivery.failure_kind == Delivery.FailureKind.GAVE_UP
+    assert "0.5" in delivery.failure_detail
+    assert list(delivery.attempts.values_list("outcome", flat=True)) == ["deferred"]
+    assert messages_to(smtp_server, CUSTOMER) == []
+    for address in (APPLYING_USER, *CONTACTS):
+        (notice,) = messages_to(smtp_server, address)
+        assert "0.5" in notice.text
 
 
 # --- Never twice --------------------------------------------------------------------------

@@ -129,6 +129,10 @@ class SweepResult:
     failed: int = 0  # deliveries the sweeper gave up on
 
 
+# Recipients still to be sent to: never tried, or told to try later.
+_WAITING = frozenset({DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED})
+
+
 @dataclass(frozen=True)
 class _Rendering:
     pdf: bytes | None
@@ -329,7 +333,7 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
     # recorded in the business's language, the notices'.
     with translation.override(settings.LANGUAGE_CODE):
         rendering = _render_report(delivery)
-    if rendering.pdf is None and rendering.timed_out and not delivery.is_test:
+    if rendering.timed_out and not delivery.is_test:
         return _record_render_deferred(delivery, number, now, rendering)
     if rendering.pdf is None:
         attempt = DeliveryAttempt.objects.create(
@@ -342,7 +346,7 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
     # Every recipient, read once: this try sends to those still waiting, and the recording
     # settles the delivery from all of them (the claim keeps anybody else from changing them).
     rows = list(delivery.recipients.all())
-    recipients = [r for r in rows if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
+    recipients = [r for r in rows if r.state in _WAITING]
     try:
         message = _delivery_email(delivery, recipients, rendering)
     except (ValueError, ValidationError) as unsendable:  # an address or header the email cannot hold
@@ -561,9 +565,17 @@ def _record_sent(
         DeliveryRecipient.objects.bulk_update(recipients, ["state", "smtp_code", "smtp_reply", "sent_at"])
         locked.report_format, locked.report_problem = rendering.report_format, rendering.override_problem
         outcome_next = _settle(locked, now, rows, last_detail=detail)
-    if outcome_next.retry_in is None and _needs_notices(locked, rows):
-        delivery_notices_send(delivery_id=delivery.pk, pdf=rendering.pdf)
-    return outcome_next
+    return _notify_when_settled(outcome_next, locked, rows, pdf=rendering.pdf)
+
+
+def _notify_when_settled(
+    outcome: SendOutcome, delivery: Delivery, rows: Sequence[DeliveryRecipient], *, pdf: bytes | None = None
+) -> SendOutcome:
+    """After the recording transaction: once nothing more will be tried, send the notices it
+    created (none when nobody needs telling: no query then)."""
+    if outcome.retry_in is None and _needs_notices(delivery, rows):
+        delivery_notices_send(delivery_id=delivery.pk, pdf=pdf)
+    return outcome
 
 
 def _customer_detail(customer: Sequence[DeliveryRecipient], *, fallback: str) -> str:
@@ -581,7 +593,7 @@ def _settle(delivery: Delivery, now: datetime, rows: Sequence[DeliveryRecipient]
     from its recipients' (``rows``, all of them, as recorded). Only the customer's addresses
     decide; copies are recorded."""
     customer = [r for r in rows if r.role == DeliveryRecipient.Role.TO]
-    unsettled = [r for r in customer if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
+    unsettled = [r for r in customer if r.state in _WAITING]
     # A test email is not retried: the person who asked for it is waiting for the answer.
     if unsettled and not delivery.is_test:
         delay = retry_delay(delivery.attempt_count)
@@ -606,15 +618,14 @@ def _finish(
     accepted = [r.sent_at for r in rows if r.role == DeliveryRecipient.Role.TO and r.sent_at is not None]
     # Copies are not retried on their own once the customer's email is settled; one never
     # tried (the customer's email did not go) is "withheld", not refused.
-    waiting = [r for r in rows if r.state in {DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED}]
+    waiting = [r for r in rows if r.state in _WAITING]
     for recipient in waiting:
         never_tried = (
             recipient.role == DeliveryRecipient.Role.COPY and recipient.state == DeliveryRecipient.State.PENDING
         )
         withheld = never_tried and not accepted
         recipient.state = DeliveryRecipient.State.WITHHELD if withheld else DeliveryRecipient.State.FAILED
-    if waiting:
-        DeliveryRecipient.objects.bulk_update(waiting, ["state"])
+    DeliveryRecipient.objects.bulk_update(waiting, ["state"])
     if accepted:
         delivery.state, delivery.sent_at = Delivery.State.SENT, min(accepted)
     else:
@@ -657,9 +668,7 @@ def _record_render_deferred(delivery: Delivery, number: int, started: datetime, 
             return SendOutcome()
         rows = list(locked.recipients.all())
         outcome = _settle(locked, now, rows, last_detail=detail)
-    if outcome.retry_in is None and _needs_notices(locked, rows):
-        delivery_notices_send(delivery_id=delivery.pk)
-    return outcome
+    return _notify_when_settled(outcome, locked, rows)
 
 
 def _record_not_sent(

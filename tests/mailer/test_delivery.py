@@ -511,9 +511,10 @@ def test_an_invoice_whose_pdf_cannot_be_made_fails_and_the_store_is_told(
 
 class StuckRenders:
     """WeasyPrint's render, held (as on a very busy machine) until ``release`` is set; only the
-    first ``count`` renders, or every one (``count=None``)."""
+    first ``count`` renders, or every one (``count=None``); renders get 0.5 s meanwhile."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, count: int | None) -> None:
+        monkeypatch.setattr(reports, "RENDER_TIME_LIMIT_SECONDS", 0.5)
         self.release = threading.Event()
         self.left = count
         original = weasyprint.HTML.render
@@ -540,7 +541,6 @@ def test_an_invoice_whose_pdf_runs_out_of_time_is_tried_again_and_sent(
     """Running out of time is not a broken format: the email waits and goes on a later try."""
     settings.MAILER_RETRY_BASE_SECONDS = 3  # the next try comes after the held render is let go
     stuck = StuckRenders(monkeypatch, count=1)
-    monkeypatch.setattr(reports, "RENDER_TIME_LIMIT_SECONDS", 0.5)
 
     invoice = apply_invoice(emailing_store, customer_a, cashier_a)
     deferred = wait_for(
@@ -574,7 +574,6 @@ def test_an_invoice_whose_pdf_keeps_running_out_of_time_fails_when_the_retry_win
 ) -> None:
     settings.MAILER_RETRY_WINDOW_SECONDS = 0  # no time for another try
     stuck = StuckRenders(monkeypatch, count=None)
-    monkeypatch.setattr(reports, "RENDER_TIME_LIMIT_SECONDS", 0.5)
     try:
         delivery = finished(apply_invoice(emailing_store, customer_a, cashier_a))
     finally:

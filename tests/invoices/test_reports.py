@@ -233,6 +233,51 @@ def test_the_ticket_is_80_mm_wide_and_as_long_as_its_lines(
     assert float(long_pages[0].mediabox.height) > 4 * float(short_pages[0].mediabox.height)
 
 
+WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>')
+
+
+def printed_lines(pdf: bytes, tmp_path: Path) -> list[list[tuple[float, float, str]]]:
+    """The PDF's words as poppler reads them, grouped by line (same top): (left, right, text)."""
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    output = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    lines: dict[float, list[tuple[float, float, str]]] = {}
+    for left, top, right, text in WORD.findall(output):
+        lines.setdefault(round(float(top), 1), []).append((float(left), float(right), text))
+    return [sorted(words) for _top, words in sorted(lines.items())]
+
+
+def test_the_ticket_sets_each_amount_at_the_right_of_its_labels_first_line(
+    store_a: Store, customer_a: Customer, cashier_a: User, tmp_path: Path
+) -> None:
+    long_line = LineData(
+        "Motocicleta XR150L modelo 2027 color rojo, con casco y garantía de fábrica",
+        Decimal(3),
+        Decimal(29_999_999),
+        Decimal(5),
+        Decimal(13),
+    )
+    invoice = applied_invoice(store_a, customer_a, cashier_a, lines=[*line_data(3), long_line])
+    amounts = {format_money(line.total, "CRC", "es") for line in invoice.lines.all()}
+    amounts |= {format_money(value, "CRC", "es") for value in (invoice.subtotal, invoice.tax_total, invoice.total)}
+    right_edge = (80 - 4) * MM  # the paper less its margin
+
+    lines = printed_lines(render_invoice_pdf(invoice=invoice, report_format=built_in("pos-ticket-80mm")), tmp_path)
+
+    found = set()
+    for words in lines:
+        text = " ".join(word for _left, _right, word in words)
+        for amount in amounts:
+            amount_words = amount.split()
+            if len(words) > len(amount_words) and [word for *_x, word in words[-len(amount_words) :]] == amount_words:
+                found.add(amount)
+                label, figure = words[: -len(amount_words)], words[-len(amount_words) :]
+                assert figure[-1][1] == pytest.approx(right_edge, abs=0.5), text  # right-aligned
+                assert label[0][0] == pytest.approx(4 * MM, abs=0.5), text  # the label starts the line
+                assert label[-1][1] < figure[0][0] - 2, text  # and ends before the amount
+    assert found == amounts  # each on its label's line: the 90 million total and the 13 % tax too
+
+
 def test_the_text_is_set_in_the_font_the_project_ships(store_a: Store, customer_a: Customer, cashier_a: User) -> None:
     invoice = applied_invoice(store_a, customer_a, cashier_a, lines=line_data(2))
 

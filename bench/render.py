@@ -134,54 +134,74 @@ def memory_child(side: str, code: str, renders: int) -> None:
     print(json.dumps({"kb_per_render": (after - before) / renders, "second_half": (after - middle) / (renders - half)}))
 
 
-def memory(code: str, renders: int) -> dict[str, dict[str, float]]:
-    """Both sides' RSS growth, each in a fresh process; the two run at once (RSS is per process,
-    and nothing is timed), which halves the section's longest wait."""
-    children = {
-        side: subprocess.Popen(  # noqa: S603 - this module, run again with its own arguments
-            [sys.executable, "-m", "bench.render", "--memory-child", side, code, str(renders)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for side in ("project", "naive")
-    }
-    figures = {}
-    for side, child in children.items():
-        output, _ = child.communicate()
-        if child.returncode != 0:
-            raise RuntimeError(f"the {side} memory child exited with {child.returncode}")
-        last = json.loads(output.strip().splitlines()[-1])
-        figures[side] = {key: round(float(value), 1) for key, value in last.items()}
-    return figures
+def start_memory_child(side: str, code: str, renders: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - this module, run again with its own arguments
+        [sys.executable, "-m", "bench.render", "--memory-child", side, code, str(renders)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def memory_figures(side: str, child: subprocess.Popen[str]) -> dict[str, float]:
+    output, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the {side} memory child exited with {child.returncode}")
+    last = json.loads(output.strip().splitlines()[-1])
+    return {key: round(float(value), 1) for key, value in last.items()}
+
+
+def start(quick: bool) -> tuple[dict[str, Any], Callable[[], dict[str, Any]]]:
+    """Times the renders now; returns their figures and a function that waits for the memory
+    figures. Each side's memory is read in a fresh process of its own (RSS is per process, and
+    nothing is timed there), so the two overlap other work: the naive child, the longest (1,000
+    naive renders), runs on one core while the timings run on the other, both sides of each
+    ratio alike; the project child starts when the timings end. Both may go on while a later
+    section that tolerates them runs (``python -m bench`` runs the pages section meanwhile)."""
+    runs = 5 if quick else 40
+    renders = 20 if quick else FULL_MEMORY_RENDERS
+    timings: dict[str, Any] = {}
+    naive_child = start_memory_child("naive", MEMORY_FORMAT, renders)
+    try:
+        for code in reports.BUILT_IN_FORMATS:
+            timings[code] = side_by_side(code, runs)
+    except BaseException:
+        naive_child.kill()
+        raise
+    project_child = start_memory_child("project", MEMORY_FORMAT, renders)
+
+    def finish() -> dict[str, Any]:
+        project = memory_figures("project", project_child)
+        naive = memory_figures("naive", naive_child)
+        return {
+            "memory": {
+                "format": MEMORY_FORMAT,
+                "renders": renders,
+                "warm_up_renders": warm_up_renders(renders),
+                "project_kb_per_render": project["kb_per_render"],
+                "naive_kb_per_render": naive["kb_per_render"],
+                "project_kb_per_render_second_half": project["second_half"],
+                "naive_kb_per_render_second_half": naive["second_half"],
+            }
+        }
+
+    return {"render": timings}, finish
 
 
 def run(quick: bool) -> dict[str, Any]:
-    runs = 5 if quick else 40
-    renders = 20 if quick else FULL_MEMORY_RENDERS
-    results: dict[str, Any] = {"render": {}, "memory": {}}
-    for code in reports.BUILT_IN_FORMATS:
-        results["render"][code] = side_by_side(code, runs)
-    both = memory(MEMORY_FORMAT, renders)
-    project, naive = both["project"], both["naive"]
-    results["memory"] = {
-        "format": MEMORY_FORMAT,
-        "renders": renders,
-        "warm_up_renders": warm_up_renders(renders),
-        "project_kb_per_render": project["kb_per_render"],
-        "naive_kb_per_render": naive["kb_per_render"],
-        "project_kb_per_render_second_half": project["second_half"],
-        "naive_kb_per_render_second_half": naive["second_half"],
-    }
+    results, finish = start(quick)
+    results.update(finish())
     return results
 
 
 def table(results: dict[str, Any]) -> list[str]:
     """The printable lines of ``run``'s results."""
-    lines = [
-        f"{'render (warm median)':<24}{'project ms':>11}{'naive ms':>10}{'ratio':>7}"
-        f"{'cpu ms':>9}{'naive cpu':>10}{'cpu ratio':>10}{'load':>11}  goal (wall ratio)"
-    ]
-    for code, row in results["render"].items():
+    lines = []
+    if results.get("render"):
+        lines.append(
+            f"{'render (warm median)':<24}{'project ms':>11}{'naive ms':>10}{'ratio':>7}"
+            f"{'cpu ms':>9}{'naive cpu':>10}{'cpu ratio':>10}{'load':>11}  goal (wall ratio)"
+        )
+    for code, row in results.get("render", {}).items():
         goal = GOALS.get(code)
         verdict = "" if goal is None else f">= {goal} {'met' if row['ratio'] >= goal else 'NOT met'}"
         load = "-".join(f"{value:g}" for value in row.get("load_average", []))
@@ -190,6 +210,8 @@ def table(results: dict[str, Any]) -> list[str]:
             f"{row.get('project_cpu_ms', ''):>9}{row.get('naive_cpu_ms', ''):>10}{row.get('cpu_ratio', ''):>10}"
             f"{load:>11}  {verdict}"
         )
+    if "memory" not in results:
+        return lines
     mem = results["memory"]
     if mem["renders"] < FULL_MEMORY_RENDERS:
         met = f"not judged under {FULL_MEMORY_RENDERS} renders"

@@ -104,3 +104,40 @@ def test_tests_run_on_postgresql_and_redis() -> None:
 
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert settings.CELERY_BROKER_URL.startswith("redis://")
+
+
+SHOW_DATABASE_OPTIONS = """
+import json, django
+from django.conf import settings
+django.setup()
+print(json.dumps(settings.DATABASES["default"].get("OPTIONS", {})))
+"""
+
+
+@pytest.mark.parametrize(("value", "prepared"), [(None, True), ("false", False)])
+def test_postgresql_prepares_statements_unless_told_not_to(value: str | None, prepared: bool) -> None:
+    env = {**PRODUCTION_ENV, **({"DATABASE_PREPARED_STATEMENTS": value} if value else {})}
+    result = run_python(
+        "import os; os.environ['DJANGO_SETTINGS_MODULE']='finanzapro.settings'\n" + SHOW_DATABASE_OPTIONS, **env
+    )
+    assert result.returncode == 0, result.stderr
+    options = json.loads(result.stdout)
+    assert (options.get("server_side_binding"), options.get("prepare_threshold")) == (
+        (True, 5) if prepared else (None, None)
+    )
+
+
+@pytest.mark.django_db
+def test_an_emails_read_of_its_delivery_is_planned_once_per_connection() -> None:
+    from django.db import connection
+
+    from mailer.models import Delivery
+
+    for delivery_id in range(1, 8):  # as a worker reads one delivery after another
+        Delivery.objects.select_related(
+            "invoice__customer", "store__email_report", "store__print_report", "requested_by"
+        ).filter(pk=delivery_id).first()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert [s for s in prepared if '"invoices_customer"' in s and '"mailer_delivery"."id" = $1' in s], prepared

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.encoding import punycode
@@ -301,6 +301,14 @@ def retry_delay(attempt: int) -> float:
     return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter needs no cryptography
 
 
+def deliveries_to_send() -> QuerySet[Delivery]:
+    """Deliveries with what a try reads: the invoice, its customer, the store and its reports
+    (choosing the one to attach asks nothing more of the database) and who asked."""
+    return Delivery.objects.select_related(
+        "invoice__customer", "store__email_report", "store__print_report", "requested_by"
+    )
+
+
 def delivery_send(*, delivery_id: int) -> SendOutcome:
     """One try at delivery ``delivery_id``; what its task calls.
 
@@ -323,10 +331,7 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         )
         return SendOutcome(retry_in=(not_yet - now).total_seconds()) if not_yet else SendOutcome()
 
-    # With the store's reports: choosing the one to attach asks nothing more of the database.
-    delivery = Delivery.objects.select_related(
-        "invoice__customer", "store__email_report", "store__print_report", "requested_by"
-    ).get(pk=delivery_id)
+    delivery = deliveries_to_send().get(pk=delivery_id)
     if delivery.invoice is not None and delivery.invoice.store_id == delivery.store_id:
         delivery.invoice.store = delivery.store  # the same row, already read
     number = delivery.attempt_count  # our claim: the outcome is recorded only while it holds

@@ -45,6 +45,7 @@ print(json.dumps({
     "broker": settings.CELERY_BROKER_URL, "queue": settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", ""),
     "email": [settings.MAILERS["default"]["OPTIONS"][key] for key in ("host", "port")],
     "language": settings.LANGUAGE_CODE, "debug": settings.DEBUG,
+    "db_options": settings.DATABASES["default"].get("OPTIONS", {}),
 }))
 """
 
@@ -106,22 +107,14 @@ def test_tests_run_on_postgresql_and_redis() -> None:
     assert settings.CELERY_BROKER_URL.startswith("redis://")
 
 
-SHOW_DATABASE_OPTIONS = """
-import json, django
-from django.conf import settings
-django.setup()
-print(json.dumps(settings.DATABASES["default"].get("OPTIONS", {})))
-"""
-
-
 @pytest.mark.parametrize(("value", "prepared"), [(None, True), ("false", False)])
 def test_postgresql_prepares_statements_unless_told_not_to(value: str | None, prepared: bool) -> None:
     env = {**PRODUCTION_ENV, **({"DATABASE_PREPARED_STATEMENTS": value} if value else {})}
     result = run_python(
-        "import os; os.environ['DJANGO_SETTINGS_MODULE']='finanzapro.settings'\n" + SHOW_DATABASE_OPTIONS, **env
+        "import os; os.environ['DJANGO_SETTINGS_MODULE']='finanzapro.settings'\n" + SHOW_SETTINGS, **env
     )
     assert result.returncode == 0, result.stderr
-    options = json.loads(result.stdout)
+    options = json.loads(result.stdout)["db_options"]
     assert (options.get("server_side_binding"), options.get("prepare_threshold")) == (
         (True, 5) if prepared else (None, None)
     )
@@ -131,12 +124,10 @@ def test_postgresql_prepares_statements_unless_told_not_to(value: str | None, pr
 def test_an_emails_read_of_its_delivery_is_planned_once_per_connection() -> None:
     from django.db import connection
 
-    from mailer.models import Delivery
+    from mailer.services import deliveries_to_send
 
     for delivery_id in range(1, 8):  # as a worker reads one delivery after another
-        Delivery.objects.select_related(
-            "invoice__customer", "store__email_report", "store__print_report", "requested_by"
-        ).filter(pk=delivery_id).first()
+        deliveries_to_send().filter(pk=delivery_id).first()
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [statement for (statement,) in cursor.fetchall()]

@@ -268,6 +268,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 MAILER_RETRY_BASE_SECONDS = env.float("MAILER_RETRY_BASE_SECONDS", default=30.0)
 MAILER_RETRY_MAX_DELAY_SECONDS = env.float("MAILER_RETRY_MAX_DELAY_SECONDS", default=3600.0)
 MAILER_RETRY_WINDOW_SECONDS = env.float("MAILER_RETRY_WINDOW_SECONDS", default=24 * 3600.0)
+# A Celery worker process keeps its SMTP connection open between emails, for at most this long
+# without one (0: a new connection for every email). See mailer/backends.py.
+MAILER_SMTP_KEEP_OPEN_SECONDS = env.float("MAILER_SMTP_KEEP_OPEN_SECONDS", default=30.0)
 # The sweeper queues again a delivery whose due time passed this long ago (its task message
 # was lost), and takes back one "sending" for this long (its worker died): longer than the
 # hard time limit, so a task still running is never taken from under its worker.

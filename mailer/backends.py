@@ -4,18 +4,33 @@ Django's SMTP backend hides partial refusals: smtplib's ``sendmail()`` returns t
 recipients the server refused while it accepted others, and the backend drops that
 answer. ``send_message`` sends through the configured mailer's own connection (same host,
 credentials, TLS and timeout) and returns it.
+
+A Celery worker process keeps its SMTP connection open from one message to the next
+(``keep_connections_open``, called as each process starts): connecting, TLS, EHLO, AUTH and
+QUIT are then paid once per connection instead of once per invoice. A kept connection is
+closed after MAILER_SMTP_KEEP_OPEN_SECONDS without a message or after
+MESSAGES_PER_CONNECTION messages, whichever comes first; one the server closed meanwhile is
+opened again before anything was sent on it (see ``_Session.send``). Elsewhere (web
+requests, shell, tests) every message has a connection of its own, as with Django's backend.
 """
 
 import contextlib
 import email.policy
+import os
 import smtplib
+import threading
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMessage, mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
 DEFAULT_MAILER = "default"
+# A kept connection then makes way for a new one: some servers cap the messages of a session.
+MESSAGES_PER_CONNECTION = 100
 
 
 @dataclass(frozen=True)
@@ -79,44 +94,71 @@ def send_message(message: EmailMessage, *, using: str = DEFAULT_MAILER, needed: 
     content = message.message(policy=email.policy.SMTP).as_bytes()
     if not recipients:
         return []
+    envelope = _Envelope(sender, recipients, content, needed_envelope)
+    session = _kept_session(using, mailer)
+    if session is not None:
+        return refusals(session.send(envelope))
     with mailer:
-        if mailer.connection is None:
-            # open() swallowed the error: only with the deprecated fail_silently option.
-            raise smtplib.SMTPServerDisconnected("The mailer could not connect; fail_silently hid why.")
-        if not needed_envelope:
-            return refusals(mailer.connection.sendmail(sender, recipients, content))
-        return refusals(_send_if_needed_accepted(mailer.connection, sender, recipients, content, needed_envelope))
+        return refusals(_converse(_connection_of(mailer), envelope))
 
 
-def _send_if_needed_accepted(
-    connection: smtplib.SMTP, sender: str, recipients: list[str], content: bytes, needed: set[str]
-) -> dict[str, tuple[int, bytes]]:
-    """smtplib's ``sendmail()``, with a look at the RCPT answers before DATA: when every
-    ``needed`` address was refused, reset instead of sending to the rest."""
-    connection.ehlo_or_helo_if_needed()
-    options = [f"size={len(content)}"] if connection.does_esmtp and connection.has_extn("size") else []
-    code, reply = connection.mail(sender, options)
+@dataclass(frozen=True)
+class _Envelope:
+    sender: str
+    recipients: list[str]
+    content: bytes
+    needed: set[str]
+
+
+class _StaleConnection(Exception):
+    """A kept connection that the server closed while it was idle: nothing was sent on it."""
+
+
+def _connection_of(mailer: SMTPBackend) -> smtplib.SMTP:
+    if mailer.connection is None:
+        # open() swallowed the error: only with the deprecated fail_silently option.
+        raise smtplib.SMTPServerDisconnected("The mailer could not connect; fail_silently hid why.")
+    connection: smtplib.SMTP = mailer.connection
+    return connection
+
+
+def _converse(connection: smtplib.SMTP, envelope: _Envelope, *, reused: bool = False) -> dict[str, tuple[int, bytes]]:
+    """smtplib's ``sendmail()``, with a look at the RCPT answers before DATA: when every needed
+    address was refused, reset instead of sending to the rest. On a ``reused`` connection, a
+    server that has gone away by the MAIL command raises ``_StaleConnection``: it took nothing."""
+    try:
+        connection.ehlo_or_helo_if_needed()
+        size = len(envelope.content)
+        options = [f"size={size}"] if connection.does_esmtp and connection.has_extn("size") else []
+        code, reply = connection.mail(envelope.sender, options)
+    except smtplib.SMTPServerDisconnected as gone:
+        if reused:
+            raise _StaleConnection from gone
+        raise
+    if code == 421 and reused:  # "closing the connection", sent to an idle client
+        connection.close()
+        raise _StaleConnection
     if code != 250:
         _reset(connection, code)
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
+        raise smtplib.SMTPSenderRefused(code, reply, envelope.sender)
     refused: dict[str, tuple[int, bytes]] = {}
-    for recipient in recipients:
+    for recipient in envelope.recipients:
         code, reply = connection.rcpt(recipient)
         if code not in (250, 251):
             refused[recipient] = (code, reply)
             if code == 421:  # the server is closing the connection
                 connection.close()
                 raise smtplib.SMTPRecipientsRefused(refused)
-    if len(refused) == len(recipients):
+    if len(refused) == len(envelope.recipients):
         _reset(connection, 250)
         raise smtplib.SMTPRecipientsRefused(refused)
-    if needed <= refused.keys():
+    if envelope.needed and envelope.needed <= refused.keys():
         _reset(connection, 250)
         raise NeededRecipientsRefused(
-            {r: answer for r, answer in refused.items() if r in needed},
-            withheld=[r for r in recipients if r not in refused],
+            {r: answer for r, answer in refused.items() if r in envelope.needed},
+            withheld=[r for r in envelope.recipients if r not in refused],
         )
-    code, reply = connection.data(content)
+    code, reply = connection.data(envelope.content)
     if code != 250:
         _reset(connection, code)
         raise smtplib.SMTPDataError(code, reply)
@@ -129,3 +171,119 @@ def _reset(connection: smtplib.SMTP, code: int) -> None:
         return
     with contextlib.suppress(smtplib.SMTPServerDisconnected):  # as smtplib's own _rset()
         connection.rset()
+
+
+# --- Connections kept open by a worker process -------------------------------------------
+
+# Answers after which the conversation is back at its start (reset), the connection usable.
+_CONNECTION_STILL_GOOD = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+
+
+def _settings_of(mailer: SMTPBackend) -> tuple[Any, ...]:
+    """What makes two mailers' connections interchangeable."""
+    return (mailer.host, mailer.port, mailer.username, mailer.password, mailer.use_tls, mailer.use_ssl, mailer.timeout)
+
+
+class _Session:
+    """One mailer's connection, kept open between messages by one thread of one process."""
+
+    def __init__(self, mailer: SMTPBackend) -> None:
+        self.mailer = mailer
+        self.settings = _settings_of(mailer)
+        self.last_used = 0.0
+        self.messages = 0
+
+    def send(self, envelope: _Envelope) -> dict[str, tuple[int, bytes]]:
+        reused = self._reusable()
+        if not reused:
+            self.close()
+            self.mailer.open()
+            self.messages = 0
+        try:
+            try:
+                refused = _converse(_connection_of(self.mailer), envelope, reused=reused)
+            except _StaleConnection:
+                # Closed by the server while idle (its own timeout, a restart): nothing went
+                # out on it, so the message goes on a new connection, once.
+                self.drop()
+                self.mailer.open()
+                self.messages = 0
+                refused = _converse(_connection_of(self.mailer), envelope)
+        except _CONNECTION_STILL_GOOD:
+            self._used()
+            raise
+        except BaseException:
+            # A timeout, a broken connection, a time limit mid-conversation: where the
+            # conversation stands is unknown, so it is not continued.
+            self.drop()
+            raise
+        self._used()
+        return refused
+
+    def _reusable(self) -> bool:
+        connection = self.mailer.connection
+        if connection is None or getattr(connection, "sock", None) is None:
+            return False
+        idle = time.monotonic() - self.last_used
+        return idle < float(settings.MAILER_SMTP_KEEP_OPEN_SECONDS) and self.messages < MESSAGES_PER_CONNECTION
+
+    def _used(self) -> None:
+        self.last_used = time.monotonic()
+        self.messages += 1
+        if self.mailer.connection is not None and getattr(self.mailer.connection, "sock", None) is None:
+            self.drop()  # the server closed it (421)
+
+    def drop(self) -> None:
+        """Forgets the connection without a word to the server."""
+        connection, self.mailer.connection = self.mailer.connection, None
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        """Says QUIT and closes; a server that has gone meanwhile is no error."""
+        try:
+            self.mailer.close()
+        except (OSError, smtplib.SMTPException):
+            self.drop()
+
+
+class _Kept(threading.local):
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.sessions: dict[str, _Session] = {}
+
+
+_keeping = False
+_kept = _Kept()
+
+
+def keep_connections_open(keep: bool = True) -> None:
+    """From now on this process keeps its SMTP connections open between messages, each
+    thread its own (a Celery worker process calls this as it starts); with ``keep`` false,
+    no longer (those kept are closed). Connections inherited through fork are never used:
+    they are the parent's."""
+    global _keeping, _kept
+    if not keep:
+        close_kept_connections()
+    _keeping = keep
+    _kept = _Kept()
+
+
+def close_kept_connections() -> None:
+    """QUIT and close this thread's kept connections (a worker process that ends)."""
+    sessions = _kept.sessions if _kept.pid == os.getpid() else {}
+    for session in sessions.values():
+        session.close()
+    sessions.clear()
+
+
+def _kept_session(using: str, mailer: SMTPBackend) -> _Session | None:
+    if not _keeping or float(settings.MAILER_SMTP_KEEP_OPEN_SECONDS) <= 0 or _kept.pid != os.getpid():
+        return None
+    session = _kept.sessions.get(using)
+    if session is not None and session.settings != _settings_of(mailer):
+        session.close()  # the mailer's settings changed
+        session = None
+    if session is None:
+        session = _kept.sessions[using] = _Session(mailer)
+    return session

@@ -22,6 +22,7 @@ Besides receiving, it can be told to misbehave the way real servers do:
   clients (host, port) that reached a stall, so a test can tell a client is stuck there.
 - ``require_login("user", "password")``: advertise AUTH (without TLS: this is a test) and
   refuse other credentials with ``535``.
+- ``close_connections()``: close the clients' connections, as a server does with idle ones.
 - ``stop()``: close the port, so connecting is refused as with a server that is down.
 
 The server runs in its own thread with its own event loop; the settings above may be
@@ -32,6 +33,7 @@ import asyncio
 import email
 import email.message
 import email.policy
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,6 +53,7 @@ class ReceivedMessage:
     envelope_sender: str
     envelope_recipients: list[str]  # only the recipients the server accepted
     message: email.message.EmailMessage  # parsed with email.policy.default
+    peer: tuple[str, int]  # the client's end of the connection it came on
 
     def header_addresses(self, name: str) -> list[str]:
         """The addresses of header ``name`` (To, Reply-To…), without display names."""
@@ -96,6 +99,7 @@ class _Handler:
     async def handle_MAIL(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
+        self.server.clients.add(smtp)
         if self.server.behaviour.credentials is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
@@ -135,11 +139,13 @@ class _Handler:
         assert envelope.mail_from is not None
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, email.message.EmailMessage)
+        peer: Any = session.peer
         self.server.messages.append(
             ReceivedMessage(
                 envelope_sender=envelope.mail_from,
                 envelope_recipients=list(envelope.rcpt_tos),
                 message=message,
+                peer=(str(peer[0]), int(peer[1])),
             )
         )
         return "250 OK: queued"
@@ -181,6 +187,7 @@ class SMTPTestServer:
         self.messages: list[ReceivedMessage] = []
         self.behaviour = _Behaviour()
         self.stalled_peers: list[tuple[str, int]] = []  # clients that reached a stall, in order
+        self.clients: set[SMTP] = set()  # the connections that sent a MAIL command
         handler = _Handler(self)
         self._controller = _Controller(
             handler,
@@ -230,6 +237,21 @@ class SMTPTestServer:
         the message, which is then not taken; ``at="quit"``, after taking it (250), at ``QUIT``.
         ``stall(0)`` ends the stalls in progress too."""
         self.behaviour.stall_seconds, self.behaviour.stall_at = seconds, at
+
+    def close_connections(self) -> None:
+        """Close every client connection, as a server does with an idle client after its own
+        timeout (or when it restarts); the port stays open."""
+        done = threading.Event()
+
+        def close() -> None:
+            for client in self.clients:
+                if client.transport is not None:
+                    client.transport.close()
+            self.clients.clear()
+            done.set()
+
+        self._controller.loop.call_soon_threadsafe(close)
+        done.wait(5)
 
     def require_login(self, username: str, password: str) -> None:
         self.behaviour.credentials = (username, password)

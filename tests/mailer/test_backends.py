@@ -1,12 +1,16 @@
 """send_message: Django's mailers, plus what the SMTP server said about each recipient."""
 
 import smtplib
+import time
+from collections.abc import Iterator
 
 import pytest
 from django.core import mail
 from django.core.mail import EmailMessage
+from pytest_django import Settings
 
-from mailer.backends import NeededRecipientsRefused, Refusal, refusals, send_message
+from mailer import backends
+from mailer.backends import NeededRecipientsRefused, Refusal, keep_connections_open, refusals, send_message
 from tests.smtp import SMTPTestServer
 
 
@@ -72,3 +76,112 @@ def test_the_other_answers_are_smtplibs(smtp_server: SMTPTestServer) -> None:
 
     assert not isinstance(everyone.value, NeededRecipientsRefused)
     assert sorted(everyone.value.recipients) == ["ana@example.com", "copia@example.com"]
+
+
+# --- A worker process keeps its connection from one message to the next ------------------
+
+
+@pytest.fixture
+def kept_connections() -> Iterator[None]:
+    """This process keeps its SMTP connections open, as a Celery worker process does."""
+    keep_connections_open()
+    try:
+        yield
+    finally:
+        keep_connections_open(False)
+
+
+def peers(server: SMTPTestServer) -> list[tuple[str, int]]:
+    return [received.peer for received in server.messages]
+
+
+def test_outside_a_worker_every_message_has_a_connection_of_its_own(smtp_server: SMTPTestServer) -> None:
+    send_message(a_message())
+    send_message(a_message())
+
+    first, second = peers(smtp_server)
+    assert first != second
+
+
+@pytest.mark.usefixtures("kept_connections")
+def test_a_worker_sends_one_message_after_another_on_one_connection(smtp_server: SMTPTestServer) -> None:
+    smtp_server.refuse("nadie@example.com", 550, "5.1.1 User unknown")
+    send_message(a_message())
+    refused_one = a_message()
+    refused_one.to = ["nadie@example.com"]
+    with pytest.raises(NeededRecipientsRefused):  # the conversation is reset, the connection kept
+        send_message(refused_one, needed=["nadie@example.com"])
+    send_message(a_message())
+
+    assert len(smtp_server.messages) == 2
+    assert len(set(peers(smtp_server))) == 1
+
+
+@pytest.mark.usefixtures("kept_connections")
+def test_a_connection_the_server_closed_while_idle_is_opened_again_and_the_message_sent_once(
+    smtp_server: SMTPTestServer,
+) -> None:
+    send_message(a_message())
+    smtp_server.close_connections()
+
+    assert send_message(a_message()) == []
+
+    first, second = peers(smtp_server)
+    assert first != second
+    assert smtp_server.envelope_recipients == ["ana@example.com", "copia@example.com"] * 2
+
+
+@pytest.mark.usefixtures("kept_connections")
+def test_a_connection_idle_for_longer_than_the_setting_is_replaced(
+    smtp_server: SMTPTestServer, settings: Settings
+) -> None:
+    settings.MAILER_SMTP_KEEP_OPEN_SECONDS = 0.2
+    send_message(a_message())
+    time.sleep(0.3)
+    send_message(a_message())
+    send_message(a_message())
+
+    first, second, third = peers(smtp_server)
+    assert first != second == third
+
+
+@pytest.mark.usefixtures("kept_connections")
+def test_after_a_timeout_the_next_message_goes_on_a_new_connection(smtp_server: SMTPTestServer) -> None:
+    send_message(a_message())
+    smtp_server.stall(5)  # longer than the 2-second timeout of the test mailer
+    with pytest.raises(OSError, match="timed out"):
+        send_message(a_message())
+    smtp_server.stall(0)
+
+    send_message(a_message())
+
+    first, second = peers(smtp_server)  # the stalled message was not taken
+    assert first != second
+
+
+@pytest.mark.usefixtures("kept_connections")
+def test_a_connection_makes_way_for_a_new_one_after_its_share_of_messages(
+    smtp_server: SMTPTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backends, "MESSAGES_PER_CONNECTION", 2)
+    for _ in range(5):
+        send_message(a_message())
+
+    connections = peers(smtp_server)
+    assert connections[0] == connections[1] != connections[2] == connections[3] != connections[4]
+
+
+@pytest.mark.usefixtures("kept_connections")
+def test_a_kept_connection_follows_a_change_of_the_mailers_settings(
+    smtp_server: SMTPTestServer, settings: Settings
+) -> None:
+    send_message(a_message())
+    other = SMTPTestServer()
+    other.start()
+    try:
+        settings.MAILERS = {**settings.MAILERS, "default": other.mailer()}
+        send_message(a_message())
+    finally:
+        other.stop()
+
+    assert len(smtp_server.messages) == len(other.messages) == 1

@@ -21,6 +21,7 @@ from django.db import connections
 from accounts.models import User
 from invoices.models import Customer, Invoice, InvoiceSequence, ReportFormat
 from invoices.services import LineData, invoice_apply, invoice_create
+from mailer.backends import MESSAGES_PER_CONNECTION
 from mailer.models import Delivery, DeliveryAttempt, DeliveryRecipient
 from stores.models import Store
 from tests.conftest import WorkerProcesses, broker_queue_length
@@ -128,6 +129,10 @@ def test_a_burst_of_200_applied_invoices_sends_200_messages_none_lost_none_doubl
     assert len(received) == INVOICES
     message_ids = Counter(str(message.message["Message-ID"]) for message in received)
     assert len(message_ids) == INVOICES, f"Message-IDs received more than once: {message_ids.most_common(3)}"
+    # Each pool process kept its SMTP connection from one email to the next (a new one every
+    # MESSAGES_PER_CONNECTION emails): a handful of connections, not one per invoice.
+    connections_used = len({message.peer for message in received})
+    assert connections_used <= 2 * -(-INVOICES // MESSAGES_PER_CONNECTION), connections_used
     by_message_id = {d.message_id: d for d in deliveries}
     address_of = {customer.pk: customer_address(i) for i, customer in enumerate(customers)}
     assert set(message_ids) == set(by_message_id)

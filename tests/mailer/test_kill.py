@@ -185,7 +185,11 @@ def test_a_worker_killed_after_the_servers_250_is_replaced_and_the_second_messag
     customer_a: Customer,
     cashier_a: User,
 ) -> None:
-    worker, invoice = start_stalled(worker_processes, smtp_server, "quit", emailing_store, customer_a, cashier_a)
+    # A worker that closes its connection after each email (a kept one says nothing after the
+    # 250): the server stalls at its QUIT, after the 250, before the outcome is recorded.
+    smtp_server.stall(STALL, at="quit")
+    worker = worker_processes.start("first", concurrency=2, **WORKER_ENV, MAILER_SMTP_KEEP_OPEN_SECONDS="0")
+    invoice = apply_invoice(emailing_store, customer_a, cashier_a)
     delivery, _ = stuck_in_smtp(worker_processes, worker, smtp_server, invoice)
     # The server answered 250: the customer has the message, the database does not know yet.
     (first,) = smtp_server.messages

@@ -225,9 +225,15 @@ def celery_worker(empty_broker: None) -> Iterator[Any]:
     from celery.contrib.testing.worker import start_worker
 
     from finanzapro.celery import app
+    from mailer.backends import keep_connections_open
 
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
-        yield worker
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+            yield worker
+    finally:
+        # The solo pool sent worker_process_init to this process, as a worker process's start:
+        # the tests after this one send as web requests do, a connection per email.
+        keep_connections_open(False)
 
 
 @pytest.fixture

@@ -349,7 +349,7 @@ def measure(tenants: list[Tenant], requests: int) -> dict[str, Any]:
         results[page] = {
             "p95_ms_1k": round(small, 1),
             "p95_ms_100k": round(large, 1),
-            "ratio": round(large / small, 2),
+            "ratio": round(large / small, 3),
             "queries_1k": max(queries[0]),
             "queries_100k": max(queries[1]),
             "median_ms_1k": round(statistics.median(times[0]), 1),

@@ -98,10 +98,10 @@ def side_by_side(code: str, runs: int) -> dict[str, Any]:
     return {
         "project_ms": round(project_ms, 1),
         "naive_ms": round(naive_ms, 1),
-        "ratio": round(naive_ms / project_ms, 2),
+        "ratio": round(naive_ms / project_ms, 3),
         "project_cpu_ms": round(project_cpu, 1),
         "naive_cpu_ms": round(naive_cpu, 1),
-        "cpu_ratio": round(naive_cpu / project_cpu, 2),
+        "cpu_ratio": round(naive_cpu / project_cpu, 3),
         "renders": len(wall["project"]),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

@@ -197,8 +197,7 @@ class _Session:
         reused = self._reusable()
         if not reused:
             self.close()
-            self.mailer.open()
-            self.messages = 0
+            self._open()
         try:
             try:
                 refused = _converse(_connection_of(self.mailer), envelope, reused=reused)
@@ -206,8 +205,7 @@ class _Session:
                 # Closed by the server while idle (its own timeout, a restart): nothing went
                 # out on it, so the message goes on a new connection, once.
                 self.drop()
-                self.mailer.open()
-                self.messages = 0
+                self._open()
                 refused = _converse(_connection_of(self.mailer), envelope)
         except _CONNECTION_STILL_GOOD:
             self._used()
@@ -220,9 +218,14 @@ class _Session:
         self._used()
         return refused
 
+    def _open(self) -> None:
+        self.mailer.open()
+        self.messages = 0
+
     def _reusable(self) -> bool:
+        """Open (not closed after a 421), not idle too long, not at its share of messages."""
         connection = self.mailer.connection
-        if connection is None or getattr(connection, "sock", None) is None:
+        if connection is None or connection.sock is None:
             return False
         idle = time.monotonic() - self.last_used
         return idle < float(settings.MAILER_SMTP_KEEP_OPEN_SECONDS) and self.messages < MESSAGES_PER_CONNECTION
@@ -230,8 +233,6 @@ class _Session:
     def _used(self) -> None:
         self.last_used = time.monotonic()
         self.messages += 1
-        if self.mailer.connection is not None and getattr(self.mailer.connection, "sock", None) is None:
-            self.drop()  # the server closed it (421)
 
     def drop(self) -> None:
         """Forgets the connection without a word to the server."""

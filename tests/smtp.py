@@ -90,6 +90,12 @@ class _Behaviour:
     credentials: tuple[str, str] | None = None
 
 
+def _peer(session: Session) -> tuple[str, int]:
+    """The client's (host, port): aiosmtpd types it as str, but for TCP it is a tuple."""
+    peer: Any = session.peer
+    return str(peer[0]), int(peer[1])
+
+
 class _Handler:
     """aiosmtpd's hooks; ``server`` decides, this only applies its settings."""
 
@@ -123,8 +129,7 @@ class _Handler:
         behaviour = self.server.behaviour
         if not behaviour.stall_seconds or behaviour.stall_at != at:
             return False
-        peer: Any = session.peer  # aiosmtpd says str; for TCP it is (host, port)
-        self.server.stalled_peers.append((str(peer[0]), int(peer[1])))
+        self.server.stalled_peers.append(_peer(session))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + behaviour.stall_seconds
         while behaviour.stall_seconds and loop.time() < deadline:
@@ -139,13 +144,12 @@ class _Handler:
         assert envelope.mail_from is not None
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, email.message.EmailMessage)
-        peer: Any = session.peer
         self.server.messages.append(
             ReceivedMessage(
                 envelope_sender=envelope.mail_from,
                 envelope_recipients=list(envelope.rcpt_tos),
                 message=message,
-                peer=(str(peer[0]), int(peer[1])),
+                peer=_peer(session),
             )
         )
         return "250 OK: queued"

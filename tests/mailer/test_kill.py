@@ -134,10 +134,16 @@ def assert_unknown_then_accepted(delivery: Delivery) -> None:
 
 
 def start_stalled(
-    workers: WorkerProcesses, server: SMTPTestServer, at: StallPoint, store: Store, customer: Customer, user: User
+    workers: WorkerProcesses,
+    server: SMTPTestServer,
+    at: StallPoint,
+    store: Store,
+    customer: Customer,
+    user: User,
+    **env: str,
 ) -> tuple[WorkerProcess, Invoice]:
     server.stall(STALL, at=at)
-    worker = workers.start("first", concurrency=2, **WORKER_ENV)
+    worker = workers.start("first", concurrency=2, **WORKER_ENV, **env)
     return worker, apply_invoice(store, customer, user)
 
 
@@ -187,9 +193,9 @@ def test_a_worker_killed_after_the_servers_250_is_replaced_and_the_second_messag
 ) -> None:
     # A worker that closes its connection after each email (a kept one says nothing after the
     # 250): the server stalls at its QUIT, after the 250, before the outcome is recorded.
-    smtp_server.stall(STALL, at="quit")
-    worker = worker_processes.start("first", concurrency=2, **WORKER_ENV, MAILER_SMTP_KEEP_OPEN_SECONDS="0")
-    invoice = apply_invoice(emailing_store, customer_a, cashier_a)
+    worker, invoice = start_stalled(
+        worker_processes, smtp_server, "quit", emailing_store, customer_a, cashier_a, MAILER_SMTP_KEEP_OPEN_SECONDS="0"
+    )
     delivery, _ = stuck_in_smtp(worker_processes, worker, smtp_server, invoice)
     # The server answered 250: the customer has the message, the database does not know yet.
     (first,) = smtp_server.messages

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from email.headerregistry import BaseHeader, HeaderRegistry
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,31 @@ from django.core.mail import EmailMessage, mailers
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
 DEFAULT_MAILER = "default"
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard registry, but each header's class is made once: the stdlib makes a new
+    class (``type(...)``) for every header it sets or parses, some 40 per invoice email,
+    which was a fifth of the time spent turning one into bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        self._made.pop(name.lower(), None)
+        super().map_to_type(name, cls)
+
+
+# RFC 5322 with CRLF line endings, as sent on the wire.
+WIRE_POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
 # A kept connection then makes way for a new one: some servers cap the messages of a session.
 MESSAGES_PER_CONNECTION = 100
 
@@ -91,7 +117,7 @@ def send_message(message: EmailMessage, *, using: str = DEFAULT_MAILER, needed: 
     sender = mailer.prep_address(message.from_email)
     recipients = [mailer.prep_address(address) for address in message.recipients()]
     needed_envelope = {mailer.prep_address(address) for address in needed}
-    content = message.message(policy=email.policy.SMTP).as_bytes()
+    content = message.message(policy=WIRE_POLICY).as_bytes()
     if not recipients:
         return []
     envelope = _Envelope(sender, recipients, content, needed_envelope)

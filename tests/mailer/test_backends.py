@@ -1,12 +1,14 @@
 """send_message: Django's mailers, plus what the SMTP server said about each recipient."""
 
+import email
+import email.policy
 import smtplib
 import time
 from collections.abc import Iterator
 
 import pytest
 from django.core import mail
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from pytest_django import Settings
 
 from mailer import backends
@@ -185,3 +187,37 @@ def test_a_kept_connection_follows_a_change_of_the_mailers_settings(
         other.stop()
 
     assert len(smtp_server.messages) == len(other.messages) == 1
+
+
+def test_the_wire_policy_makes_each_headers_class_once() -> None:
+    registry = backends.WIRE_POLICY.header_factory
+
+    assert registry["Subject"] is registry["subject"]
+    assert registry["To"] is not registry["Subject"]
+
+
+def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> None:
+    message = EmailMultiAlternatives(
+        subject="Factura 1900 de Café Ñandú",
+        body="Hola, José:\n\nTe adjuntamos la factura. " * 20,
+        from_email="Café Ñandú <facturas@finanzapro.local>",
+        to=["José Pérez <jose@example.com>"],
+        reply_to=["tienda@example.com"],
+        headers={"Message-ID": "<factura-1900@finanzapro.local>", "Date": "Mon, 30 Nov 2026 15:04:31 +0000"},
+    )
+    message.attach_alternative("<p>Hola, José</p>", "text/html")
+    message.attach("Factura-1900.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 40, "application/pdf")
+
+    def wire(policy: email.policy.EmailPolicy) -> bytes:
+        built = message.message(policy=policy)
+        for number, part in enumerate(built.walk()):
+            if part.is_multipart():
+                part.set_boundary(f"limite-{number}")
+        return built.as_bytes()
+
+    sent = wire(backends.WIRE_POLICY)
+    assert sent == wire(email.policy.SMTP)
+    assert "=?utf-8?" in sent.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    parsed = email.message_from_bytes(sent, policy=email.policy.default)
+    assert parsed["Subject"] == "Factura 1900 de Café Ñandú"
+    assert parsed["To"].addresses[0].display_name == "José Pérez"

@@ -11,7 +11,11 @@ and noisy), on PostgreSQL and Redis as in production (see bench/env.py):
   real Celery worker (prefork, concurrency 2, the production settings) renders and sends them
   to an SMTP sink on 127.0.0.1 that records each Message-ID. The ceiling is the same report
   format rendered by 2 processes doing nothing else, measured right before and right after the
-  burst, and every 60 s during it with the worker paused (SIGSTOP; the pause is not counted).
+  burst, and for 2 s every 15 s during it with the worker paused (SIGSTOP; the pause is not
+  counted): the machine's speed changes by 10-20% from one few-second sample to the next, so
+  the ceiling is taken across the burst. The pool processes' CPU is also split by thread (the
+  render thread's against the baseline's, per render) to show what a render costs beside the
+  rest of the pipeline and what the email adds.
 - ``end_to_end``: one full-page invoice applied through the API every 500 ms; the time from the
   apply request to the message accepted by the sink, divided by the format's warm render time
   in one process doing nothing else, sampled before, after, and in the quiet gaps between
@@ -45,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -104,7 +108,7 @@ FULL = Plan(
     end_to_end_interval=0.5,
     render_samples=15,
     grace_seconds=1.0,
-    ceiling_every_seconds=60.0,
+    ceiling_every_seconds=15.0,
 )
 QUICK = Plan(
     apply_invoices=30,
@@ -494,6 +498,9 @@ class Renderers:
         ]
         for pool in self.pools:
             atexit.register(pool.terminate)
+        # Over every ceiling measured so far: renders, and their processes' thread CPU seconds.
+        self.renders = 0
+        self.thread_cpu = {"main": 0.0, "other": 0.0}
 
     def prepare(self, ids: Sequence[int]) -> None:
         jobs = [pool.apply_async(_prepare, (ids,)) for pool in self.pools]
@@ -502,9 +509,15 @@ class Renderers:
 
     def ceiling(self, seconds: float) -> float:
         """Renders per second of the processes together, all rendering at once."""
+        threads = ThreadCPU()
+        threads.start(self.pids())
         start_at = now() + 0.05
         jobs = [pool.apply_async(_render_for, (start_at, seconds)) for pool in self.pools]
         results = [job.get(timeout=seconds + 120) for job in jobs]
+        threads.sample(self.pids())
+        for kind, spent in threads.spent().items():
+            self.thread_cpu[kind] += spent
+        self.renders += sum(renders for renders, _end in results)
         return sum(renders / (end - start_at) for renders, end in results)
 
     def pids(self) -> list[int]:
@@ -620,6 +633,42 @@ def _process_cpu(pid: int, *, with_children: bool = False) -> float:
     return ticks / CLOCK_TICKS
 
 
+def _thread_cpu(pids: Iterable[int]) -> dict[int, tuple[bool, float]]:
+    """CPU seconds of each thread of processes ``pids``, by thread id, with whether it is its
+    process's main thread (a pool process's other thread is its render thread)."""
+    threads: dict[int, tuple[bool, float]] = {}
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            with contextlib.suppress(OSError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                tid = int(stat.parent.name)
+                threads[tid] = (tid == pid, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return threads
+
+
+class ThreadCPU:
+    """CPU spent by the main threads and by the other threads of a changing set of processes
+    from ``start()`` on; ``sample()`` as often as the set may change, so that a process that
+    ends (a pool process replaced) loses at most what it spent since the last sample."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[bool, float]] = {}
+
+    def start(self, pids: Iterable[int]) -> None:
+        self.last = _thread_cpu(pids)
+        self.first = {tid: cpu for tid, (_main, cpu) in self.last.items()}
+
+    def sample(self, pids: Iterable[int]) -> None:
+        self.last.update(_thread_cpu(pids))
+
+    def spent(self) -> dict[str, float]:
+        spent = {"main": 0.0, "other": 0.0}
+        for tid, (main, cpu) in self.last.items():
+            spent["main" if main else "other"] += cpu - self.first.get(tid, 0.0)
+        return spent
+
+
 def _cpu_of_commands(names: set[str]) -> float:
     """CPU seconds of every process named one of ``names`` (their ended children included)."""
     total = 0.0
@@ -675,6 +724,8 @@ def pipeline_burst(
     ceiling_before = renderers.ceiling(plan.ceiling_seconds)
 
     pool_pids: set[int] = set(worker.children())
+    pool_threads = ThreadCPU()
+    ceiling_renders, ceiling_threads = renderers.renders, dict(renderers.thread_cpu)
     # The machine is shared: its load changes during a long burst. So the ceiling is also sampled
     # during the burst (once the applies are done), with the worker paused meanwhile; the paused
     # time does not count in the pipeline's seconds.
@@ -685,6 +736,7 @@ def pipeline_burst(
     def between_polls() -> None:
         nonlocal paused, next_sample
         pool_pids.update(worker.children())
+        pool_threads.sample(worker.children())
         if plan.ceiling_every_seconds and now() >= next_sample:
             pause_start = now()
             with worker.paused():
@@ -694,6 +746,7 @@ def pipeline_burst(
 
     with profiled(worker, plan.profile_dir, f"pipeline-{size}"):
         cpu_before = cpu_snapshot(worker, renderers)
+        pool_threads.start(worker.children())
         start = now()
         with ThreadPoolExecutor(BURST_THREADS, thread_name_prefix="bench-apply") as appliers:
             slices = [invoices[k::BURST_THREADS] for k in range(BURST_THREADS)]
@@ -709,6 +762,7 @@ def pipeline_burst(
         time.sleep(plan.grace_seconds)  # a doubled message would come now
         received = sink.received()
         cpu_after = cpu_snapshot(worker, renderers)
+        pool_threads.sample(worker.children())
         pool_pids.update(worker.children())
 
     ours = [(message_id, at) for message_id, at in received if message_id in expected]
@@ -721,6 +775,7 @@ def pipeline_burst(
     ceiling_after = renderers.ceiling(plan.ceiling_seconds)
     ceilings.append((ceiling_after, plan.ceiling_seconds))
     ceiling = sum(rate * length for rate, length in ceilings) / sum(length for _rate, length in ceilings)
+    renders = renderers.renders - ceiling_renders
     per_second = size / seconds
     return {
         "seconds": round(seconds, 2),
@@ -749,6 +804,17 @@ def pipeline_burst(
         # invoice in ms (the render baseline's are its ceiling samples, the worker paused).
         "cpu_seconds": (spent := cpu_spent(cpu_before, cpu_after)),
         "cpu_ms_per_invoice": {role: round(value * 1000 / size, 1) for role, value in spent.items()},
+        # The pool processes' CPU split by thread: the render thread renders, the main thread
+        # makes the HTML and does everything else (the email, Celery); against the same split
+        # of the render baseline's processes, per render, over this burst's ceiling samples.
+        "pool_threads_ms_per_invoice": {
+            "render": round(pool_threads.spent()["other"] * 1000 / size, 1),
+            "main": round(pool_threads.spent()["main"] * 1000 / size, 1),
+        },
+        "ceiling_threads_ms_per_render": {
+            label: round((renderers.thread_cpu[kind] - ceiling_threads[kind]) * 1000 / max(renders, 1), 1)
+            for kind, label in (("other", "render"), ("main", "main"))
+        },
     }
 
 
@@ -1038,6 +1104,13 @@ def table(results: dict[str, Any]) -> list[str]:
                     f"  N={size}: CPU ms per invoice: worker pool {cpu['worker_pool']:.0f}, worker main "
                     f"{cpu['worker_main']:.1f}, applies + sink {cpu['bench_applies_and_sink']:.1f}, PostgreSQL "
                     f"{cpu['postgres']:.1f}, Redis {cpu['redis']:.1f}, other {cpu['other']:.1f}"
+                )
+            if "pool_threads_ms_per_invoice" in n:
+                pool, alone = n["pool_threads_ms_per_invoice"], n["ceiling_threads_ms_per_render"]
+                lines.append(
+                    f"  N={size}: pool threads' CPU ms per invoice: render {pool['render']:.1f}, main (HTML, email, "
+                    f"Celery) {pool['main']:.1f}; a render alone: render {alone['render']:.1f}, main (HTML) "
+                    f"{alone['main']:.1f}"
                 )
         efficient = all(r[size]["efficiency"] >= PIPELINE_EFFICIENCY_MIN for size in sizes)
         counted = all(r[size]["lost"] == 0 and r[size]["doubled"] == 0 for size in sizes)

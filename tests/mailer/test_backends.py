@@ -5,6 +5,8 @@ import email.policy
 import smtplib
 import time
 from collections.abc import Iterator
+from email.headerregistry import HeaderRegistry
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -191,6 +193,7 @@ def test_a_kept_connection_follows_a_change_of_the_mailers_settings(
 
 def test_the_wire_policy_makes_each_headers_class_once() -> None:
     registry = backends.WIRE_POLICY.header_factory
+    assert isinstance(registry, HeaderRegistry)
 
     assert registry["Subject"] is registry["subject"]
     assert registry["To"] is not registry["Subject"]
@@ -208,7 +211,7 @@ def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> 
     message.attach_alternative("<p>Hola, José</p>", "text/html")
     message.attach("Factura-1900.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 40, "application/pdf")
 
-    def wire(policy: email.policy.EmailPolicy) -> bytes:
+    def wire(policy: email.policy.EmailPolicy[Any]) -> bytes:
         built = message.message(policy=policy)
         for number, part in enumerate(built.walk()):
             if part.is_multipart():

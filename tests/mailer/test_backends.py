@@ -211,7 +211,7 @@ def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> 
     message.attach_alternative("<p>Hola, José</p>", "text/html")
     message.attach("Factura-1900.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 40, "application/pdf")
 
-    def wire(policy: email.policy.EmailPolicy[Any]) -> bytes:
+    def wire(policy: "email.policy.EmailPolicy[Any]") -> bytes:
         built = message.message(policy=policy)
         for number, part in enumerate(built.walk()):
             if part.is_multipart():

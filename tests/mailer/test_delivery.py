@@ -8,13 +8,15 @@ settings; nothing waits a fixed time: the tests poll the database until a state 
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import weasyprint
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 from django.db import transaction
 from django.urls import reverse
 from django_celery_results.models import TaskResult
@@ -86,12 +88,29 @@ def finished(invoice: Invoice | None) -> Delivery:
         raise AssertionError(f"{timeout}; the delivery: {state()}") from None
 
 
-def tasks_run(count: int, name: str = "mailer.deliver_invoice_email") -> None:
-    """Wait until the worker has finished ``count`` runs of task ``name`` (django-celery-results)."""
+def tasks_run(count: int, name: str) -> None:
+    """Wait until the worker has finished ``count`` runs of task ``name`` (django-celery-results;
+    not for mailer.deliver_invoice_email, whose runs keep no result: see ``counting_runs``)."""
     wait_for(
         lambda: TaskResult.objects.filter(task_name=name, status="SUCCESS").count() >= count,
         what=f"{count} runs of {name}",
     )
+
+
+@contextmanager
+def counting_runs(name: str) -> Iterator[list[str]]:
+    """The ids of the runs of task ``name`` that an in-process worker finishes meanwhile."""
+    runs: list[str] = []
+
+    def finished_run(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:
+        if sender is not None and sender.name == name:
+            runs.append(task_id)
+
+    task_postrun.connect(finished_run, weak=False)
+    try:
+        yield runs
+    finally:
+        task_postrun.disconnect(finished_run)
 
 
 def notices_text(server: SMTPTestServer) -> str:
@@ -602,8 +621,11 @@ def test_the_same_task_delivered_three_times_sends_one_message(
     assert broker_queue_length() == 3
 
     # Three threads take the three messages at once.
-    with start_worker(app, pool="threads", concurrency=3, perform_ping_check=False, shutdown_timeout=10):
-        tasks_run(3)
+    with (
+        counting_runs("mailer.deliver_invoice_email") as runs,
+        start_worker(app, pool="threads", concurrency=3, perform_ping_check=False, shutdown_timeout=10),
+    ):
+        wait_for(lambda: len(runs) >= 3, what="three runs of the task")
 
     delivery.refresh_from_db()
     assert delivery.state == Delivery.State.SENT
@@ -611,6 +633,25 @@ def test_the_same_task_delivered_three_times_sends_one_message(
     assert delivery.attempts.count() == 1
     (received,) = smtp_server.messages
     assert received.envelope_recipients == [CUSTOMER, *COPIES]
+
+
+# --- Task history ------------------------------------------------------------------------
+
+
+def test_an_email_task_that_ends_normally_keeps_no_task_result_but_one_that_fails_is_listed(
+    celery_worker: Any, smtp_server: SMTPTestServer, emailing_store: Store, customer_a: Customer, cashier_a: User
+) -> None:
+    delivery = finished(apply_invoice(emailing_store, customer_a, cashier_a))
+    assert delivery.state == Delivery.State.SENT  # its history: the delivery's rows
+
+    deliver_invoice_email.delay("not-a-delivery-id")  # type: ignore[arg-type] # a broken message: the task raises
+
+    failed = wait_for(
+        lambda: TaskResult.objects.filter(task_name="mailer.deliver_invoice_email", status="FAILURE").first(),
+        what="the failed run in the task results",
+    )
+    assert "not-a-delivery-id" in failed.result
+    assert not TaskResult.objects.filter(task_name="mailer.deliver_invoice_email", status="SUCCESS").exists()
 
 
 # --- Support -----------------------------------------------------------------------------

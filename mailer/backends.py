@@ -55,6 +55,7 @@ class _HeaderClasses(HeaderRegistry):
 
 # RFC 5322 with CRLF line endings, as sent on the wire.
 WIRE_POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
+
 # A kept connection then makes way for a new one: some servers cap the messages of a session.
 MESSAGES_PER_CONNECTION = 100
 

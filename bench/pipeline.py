@@ -500,7 +500,7 @@ class Renderers:
             atexit.register(pool.terminate)
         # Over every ceiling measured so far: renders, and their processes' thread CPU seconds.
         self.renders = 0
-        self.thread_cpu = {"main": 0.0, "other": 0.0}
+        self.thread_cpu = {"render": 0.0, "main": 0.0}
 
     def prepare(self, ids: Sequence[int]) -> None:
         jobs = [pool.apply_async(_prepare, (ids,)) for pool in self.pools]
@@ -621,16 +621,23 @@ def expected_message_ids(invoice_ids: Sequence[int]) -> dict[int, str]:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _process_cpu(pid: int, *, with_children: bool = False) -> float:
-    """CPU seconds of process ``pid`` (and of its children that have ended, with ``with_children``)."""
+def _stat_cpu(stat: Path, *, with_children: bool = False) -> float | None:
+    """CPU seconds in a /proc ``stat`` file (a process's or a thread's), and those of the
+    process's children that have ended, with ``with_children``; None when it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return None
     ticks = int(fields[11]) + int(fields[12])  # utime, stime
     if with_children:
         ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: children waited for
     return ticks / CLOCK_TICKS
+
+
+def _process_cpu(pid: int, *, with_children: bool = False) -> float:
+    """CPU seconds of process ``pid`` (and of its children that have ended, with ``with_children``)."""
+    cpu = _stat_cpu(Path(f"/proc/{pid}/stat"), with_children=with_children)
+    return 0.0 if cpu is None else cpu
 
 
 def _thread_cpu(pids: Iterable[int]) -> dict[int, tuple[bool, float]]:
@@ -639,16 +646,15 @@ def _thread_cpu(pids: Iterable[int]) -> dict[int, tuple[bool, float]]:
     threads: dict[int, tuple[bool, float]] = {}
     for pid in pids:
         for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-            with contextlib.suppress(OSError, IndexError):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                tid = int(stat.parent.name)
-                threads[tid] = (tid == pid, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+            tid, cpu = int(stat.parent.name), _stat_cpu(stat)
+            if cpu is not None:  # a thread that ended meanwhile keeps its last sample
+                threads[tid] = (tid == pid, cpu)
     return threads
 
 
 class ThreadCPU:
-    """CPU spent by the main threads and by the other threads of a changing set of processes
-    from ``start()`` on; ``sample()`` as often as the set may change, so that a process that
+    """CPU spent by the main threads and by the other (render) threads of a changing set of
+    processes from ``start()`` on; ``sample()`` as often as the set may change, so that a process that
     ends (a pool process replaced) loses at most what it spent since the last sample."""
 
     def __init__(self) -> None:
@@ -663,9 +669,10 @@ class ThreadCPU:
         self.last.update(_thread_cpu(pids))
 
     def spent(self) -> dict[str, float]:
-        spent = {"main": 0.0, "other": 0.0}
+        """CPU seconds by kind of thread: ``render`` and ``main``."""
+        spent = {"render": 0.0, "main": 0.0}
         for tid, (main, cpu) in self.last.items():
-            spent["main" if main else "other"] += cpu - self.first.get(tid, 0.0)
+            spent["main" if main else "render"] += cpu - self.first.get(tid, 0.0)
         return spent
 
 
@@ -735,8 +742,9 @@ def pipeline_burst(
 
     def between_polls() -> None:
         nonlocal paused, next_sample
-        pool_pids.update(worker.children())
-        pool_threads.sample(worker.children())
+        children = worker.children()
+        pool_pids.update(children)
+        pool_threads.sample(children)
         if plan.ceiling_every_seconds and now() >= next_sample:
             pause_start = now()
             with worker.paused():
@@ -766,8 +774,9 @@ def pipeline_burst(
         time.sleep(plan.grace_seconds)  # a doubled message would come now
         received = sink.received()
         cpu_after = cpu_snapshot(worker, renderers)
-        pool_threads.sample(worker.children())
-        pool_pids.update(worker.children())
+        children = worker.children()
+        pool_threads.sample(children)
+        pool_pids.update(children)
 
     ours = [(message_id, at) for message_id, at in received if message_id in expected]
     last = max(at for _message_id, at in ours)
@@ -812,12 +821,11 @@ def pipeline_burst(
         # makes the HTML and does everything else (the email, Celery); against the same split
         # of the render baseline's processes, per render, over this burst's ceiling samples.
         "pool_threads_ms_per_invoice": {
-            "render": round(pool_threads.spent()["other"] * 1000 / size, 1),
-            "main": round(pool_threads.spent()["main"] * 1000 / size, 1),
+            kind: round(value * 1000 / size, 1) for kind, value in pool_threads.spent().items()
         },
         "ceiling_threads_ms_per_render": {
-            label: round((renderers.thread_cpu[kind] - ceiling_threads[kind]) * 1000 / max(renders, 1), 1)
-            for kind, label in (("other", "render"), ("main", "main"))
+            kind: round((value - ceiling_threads[kind]) * 1000 / max(renders, 1), 1)
+            for kind, value in renderers.thread_cpu.items()
         },
     }
 

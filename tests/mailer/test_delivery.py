@@ -688,5 +688,5 @@ def test_the_first_retry_comes_within_a_minute_and_delays_never_outlast_the_visi
 
 
 def test_workers_recycle_before_their_memory_grows() -> None:
-    assert app.conf.worker_max_tasks_per_child == 1000
+    assert app.conf.worker_max_tasks_per_child == 10_000
     assert app.conf.worker_max_memory_per_child == 300_000

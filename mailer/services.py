@@ -543,11 +543,16 @@ def _record_sent(
         detail = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
 
     with transaction.atomic():
-        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        # Only the claim is read under the lock: the rest of the row is as ``delivery`` read
+        # it just after claiming it, since nobody else changes a claimed delivery but the
+        # sweeper, which takes the claim with it (state and attempt count).
+        state, attempt_count = (
+            Delivery.objects.select_for_update().filter(pk=delivery.pk).values_list("state", "attempt_count").get()
+        )
         DeliveryAttempt.objects.filter(pk=attempt.pk).update(
             finished_at=now, outcome=outcome, smtp_code=code, detail=detail, problem=problem
         )
-        if locked.state != Delivery.State.SENDING or locked.attempt_count != attempt.number:
+        if state != Delivery.State.SENDING or attempt_count != attempt.number:
             # The sweeper took the delivery back while this try overran; whoever holds it now
             # decides. This try is in its attempt row (and may have doubled the message).
             logger.warning("Delivery %s: try %s finished after losing its claim", delivery.pk, attempt.number)
@@ -569,9 +574,9 @@ def _record_sent(
                 recipient.state, recipient.sent_at = DeliveryRecipient.State.SENT, now
                 recipient.smtp_code, recipient.smtp_reply = None, ""
         _recipients_save(recipients, ("state", "smtp_code", "smtp_reply", "sent_at"))
-        locked.report_format, locked.report_problem = rendering.report_format, rendering.override_problem
-        outcome_next = _settle(locked, now, rows, last_detail=detail)
-    return _notify_when_settled(outcome_next, locked, rows, pdf=rendering.pdf)
+        delivery.report_format, delivery.report_problem = rendering.report_format, rendering.override_problem
+        outcome_next = _settle(delivery, now, rows, last_detail=detail)
+    return _notify_when_settled(outcome_next, delivery, rows, pdf=rendering.pdf)
 
 
 def _recipients_save(recipients: Sequence[DeliveryRecipient], fields: Sequence[str]) -> None:

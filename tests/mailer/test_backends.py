@@ -1,6 +1,7 @@
 """send_message: Django's mailers, plus what the SMTP server said about each recipient."""
 
 import email
+import email.generator
 import email.policy
 import smtplib
 import time
@@ -199,7 +200,7 @@ def test_the_wire_policy_makes_each_headers_class_once() -> None:
     assert registry["To"] is not registry["Subject"]
 
 
-def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> None:
+def an_invoice_like_message() -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
         subject="Factura 1900 de Café Ñandú",
         body="Hola, José:\n\nTe adjuntamos la factura. " * 20,
@@ -210,6 +211,11 @@ def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> 
     )
     message.attach_alternative("<p>Hola, José</p>", "text/html")
     message.attach("Factura-1900.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 40, "application/pdf")
+    return message
+
+
+def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> None:
+    message = an_invoice_like_message()
 
     def wire(policy: "email.policy.EmailPolicy[Any]") -> bytes:
         built = message.message(policy=policy)
@@ -224,3 +230,32 @@ def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> 
     parsed = email.message_from_bytes(sent, policy=email.policy.default)
     assert parsed["Subject"] == "Factura 1900 de Café Ñandú"
     assert parsed["To"].addresses[0].display_name == "José Pérez"
+
+
+def test_the_boundaries_are_chosen_before_writing_so_the_text_is_not_searched_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def searched(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("the generator chose a boundary and searched the text for it")
+
+    monkeypatch.setattr(email.generator.Generator, "_make_boundary", classmethod(searched))
+    message = an_invoice_like_message()
+
+    sent = backends.wire_bytes(message)
+
+    parsed = email.message_from_bytes(sent, policy=email.policy.default)
+    boundaries = [part.get_boundary() or "" for part in parsed.walk() if part.is_multipart()]
+    assert len(boundaries) == 2  # mixed, holding the alternatives and the PDF
+    assert all(boundary.startswith("=_") and len(boundary) == 34 for boundary in boundaries)
+    assert len(set(boundaries)) == 2
+    assert backends.wire_bytes(message).count(boundaries[0].encode()) == 0  # a new one for each message
+    assert [part.get_content_type() for part in parsed.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "application/pdf",
+    ]
+    assert parsed.get_body(("plain",)).get_content().startswith("Hola, José:")  # type: ignore[union-attr]
+    pdf = next(part for part in parsed.walk() if part.get_content_type() == "application/pdf")
+    assert pdf.get_content() == b"%PDF-1.7\n" + bytes(range(256)) * 40

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -199,7 +200,13 @@ def invoice_apply(*, invoice: Invoice, applied_by: User) -> Invoice:
     Raises PermissionDenied when ``applied_by`` may not invoice in the store, and
     ValidationError (code ``not_draft``, ``no_lines`` or ``negative_total``) otherwise.
     """
-    locked = Invoice.objects.select_for_update(of=("self",)).select_related("store", "customer").get(pk=invoice.pk)
+    # Whether it has lines is read with the row (one statement fewer for every invoice applied).
+    locked = (
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("store", "customer")
+        .annotate(has_lines=Exists(InvoiceLine.objects.filter(invoice=OuterRef("pk"))))
+        .get(pk=invoice.pk)
+    )
     _check_can_work_in(applied_by, locked.store)
     if locked.status != Invoice.Status.DRAFT:
         raise ValidationError(
@@ -207,7 +214,7 @@ def invoice_apply(*, invoice: Invoice, applied_by: User) -> Invoice:
             code="not_draft",
             params={"number": locked.number},
         )
-    if not locked.lines.exists():
+    if not locked.has_lines:  # type: ignore[attr-defined]  # the annotation above
         raise ValidationError(_("Add at least one line before applying the invoice."), code="no_lines")
     if locked.total < 0:
         raise ValidationError(_("The invoice total cannot be negative."), code="negative_total")

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from invoices.models import Customer, Invoice, InvoiceSequence
@@ -90,6 +91,24 @@ def test_an_invoice_without_lines_cannot_be_applied(
     assert caught.value.code == "no_lines"
     assert received == []
     assert not InvoiceSequence.objects.filter(store=store_a, last_number__gt=0).exists()
+
+
+def test_applying_reads_the_invoice_and_whether_it_has_lines_in_one_locked_statement(
+    store_a: Store, customer_a: Customer, cashier_a: User
+) -> None:
+    invoice_apply(invoice=draft(store_a, customer_a, cashier_a), applied_by=cashier_a)  # the store's first
+    invoice = draft(store_a, customer_a, cashier_a)
+    with CaptureQueriesContext(connection) as queries:
+        invoice_apply(invoice=invoice, applied_by=cashier_a)
+
+    statements = [query["sql"] for query in queries.captured_queries if "SAVEPOINT" not in query["sql"]]
+    first, *others = statements
+    assert first.startswith('SELECT "invoices_invoice"."id"')
+    assert 'EXISTS(SELECT 1 AS "a" FROM "invoices_invoiceline"' in first
+    assert first.endswith('FOR UPDATE OF "invoices_invoice"')
+    assert not [sql for sql in others if "invoices_invoiceline" in sql]
+    # The cashier's store, the number, the invoice, its delivery row (email or why not).
+    assert [sql.split()[0] for sql in others] == ["SELECT", "UPDATE", "UPDATE", "INSERT"]
 
 
 def test_a_cashier_cannot_invoice_in_a_store_not_assigned(

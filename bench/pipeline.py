@@ -676,6 +676,16 @@ class ThreadCPU:
         return spent
 
 
+def _rss_kb(pids: Iterable[int]) -> dict[int, int]:
+    """Resident memory in KB of each of processes ``pids`` still running."""
+    sizes: dict[int, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            sizes[pid] = int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+    return sizes
+
+
 def _cpu_of_commands(names: set[str]) -> float:
     """CPU seconds of every process named one of ``names`` (their ended children included)."""
     total = 0.0
@@ -754,6 +764,7 @@ def pipeline_burst(
 
     with profiled(worker, plan.profile_dir, f"pipeline-{size}"):
         cpu_before = cpu_snapshot(worker, renderers)
+        rss_before = _rss_kb(worker.children())
         pool_threads.start(worker.children())
         start = now()
         with ThreadPoolExecutor(BURST_THREADS, thread_name_prefix="bench-apply") as appliers:
@@ -775,6 +786,7 @@ def pipeline_burst(
         received = sink.received()
         cpu_after = cpu_snapshot(worker, renderers)
         children = worker.children()
+        rss_after = _rss_kb(children)
         pool_threads.sample(children)
         pool_pids.update(children)
 
@@ -806,6 +818,14 @@ def pipeline_burst(
         "other_messages": len(received) - len(ours),
         "deliveries_sent": sent,
         "worker_pool_processes_seen": len(pool_pids),
+        # The pool processes' resident memory before and after the burst, and its growth per
+        # invoice when the same processes did the whole burst (none replaced).
+        "pool_rss_kb": {"before": sum(rss_before.values()), "after": sum(rss_after.values())},
+        "pool_rss_growth_kb_per_invoice": (
+            round((sum(rss_after.values()) - sum(rss_before.values())) / size, 2)
+            if rss_before.keys() == rss_after.keys() == pool_pids
+            else None
+        ),
         # Where a task's time goes, from the timestamps the mailer records (no profiler): from
         # the claim to the email built (fetch, render, build), the SMTP conversation, and the
         # rest of each pool process's cycle (recording, Celery, the broker, waiting).
@@ -1116,6 +1136,12 @@ def table(results: dict[str, Any]) -> list[str]:
                     f"  N={size}: CPU ms per invoice: worker pool {cpu['worker_pool']:.0f}, worker main "
                     f"{cpu['worker_main']:.1f}, applies + sink {cpu['bench_applies_and_sink']:.1f}, PostgreSQL "
                     f"{cpu['postgres']:.1f}, Redis {cpu['redis']:.1f}, other {cpu['other']:.1f}"
+                )
+            if n.get("pool_rss_growth_kb_per_invoice") is not None:
+                rss = n["pool_rss_kb"]
+                lines.append(
+                    f"  N={size}: pool processes' memory {rss['before'] / 1024:.1f} -> {rss['after'] / 1024:.1f} MB, "
+                    f"{n['pool_rss_growth_kb_per_invoice']:.2f} KB per invoice"
                 )
             if "pool_threads_ms_per_invoice" in n:
                 pool, alone = n["pool_threads_ms_per_invoice"], n["ceiling_threads_ms_per_render"]

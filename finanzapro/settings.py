@@ -244,10 +244,11 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_TIMEZONE = TIME_ZONE
 # Workers recycle their process before WeasyPrint's memory grows: after this many tasks, or
 # once a task leaves the process above this many kilobytes of resident memory. The renderer
-# keeps a process's memory level (under 1 KB per render, make bench: some 10 MB over 10,000
-# tasks), while a new process costs about ten renders of CPU (its warm-up and first, cold
-# renders). At 1,000 tasks that was 1% of a busy worker's CPU (two replacements in a burst of
-# 2,000 invoices); at 10,000 it is 0.1%, and the memory limit stays the guard.
+# keeps a process's memory level (make bench: under 1 KB per render, and a pool process's
+# memory grew 1.8-3 KB per invoice emailed, some 20-30 MB over 10,000 tasks), while a new
+# process costs about ten renders of CPU (its warm-up and first, cold renders). At 1,000
+# tasks that was 1% of a busy worker's CPU (two replacements in a burst of 2,000 invoices);
+# at 10,000 it is 0.1%, and the memory limit stays the guard.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=10_000)
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=300_000)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {

@@ -802,7 +802,7 @@ def pipeline_burst(
     ceiling = sum(rate * length for rate, length in ceilings) / sum(length for _rate, length in ceilings)
     renders = renderers.renders - ceiling_renders
     per_second = size / seconds
-    return {
+    result = {
         "seconds": round(seconds, 2),
         "per_second": round(per_second, 2),
         "per_invoice_ms": round(seconds * 1000 / size, 1),
@@ -848,6 +848,16 @@ def pipeline_burst(
             for kind, value in renderers.thread_cpu.items()
         },
     }
+    # What the efficiency is made of: a render's CPU alone over all the CPU the machine spent
+    # per invoice on the pipeline (the efficiency if no core were ever idle), and how busy the
+    # cores were meanwhile (the ceiling samples' processes left out of both).
+    alone_ms = (
+        sum((value - ceiling_threads[kind]) for kind, value in renderers.thread_cpu.items()) * 1000 / max(renders, 1)
+    )
+    pipeline_cpu = spent["machine"] - spent["render_baseline"]
+    result["cpu_bound"] = round(alone_ms * size / (pipeline_cpu * 1000), 3) if pipeline_cpu > 0 else None
+    result["cores_busy"] = round(pipeline_cpu / ((os.cpu_count() or 1) * seconds), 3)
+    return result
 
 
 @contextlib.contextmanager
@@ -1142,6 +1152,11 @@ def table(results: dict[str, Any]) -> list[str]:
                 lines.append(
                     f"  N={size}: pool processes' memory {rss['before'] / 1024:.1f} -> {rss['after'] / 1024:.1f} MB, "
                     f"{n['pool_rss_growth_kb_per_invoice']:.2f} KB per invoice"
+                )
+            if n.get("cpu_bound") is not None:
+                lines.append(
+                    f"  N={size}: a render alone is {n['cpu_bound']:.1%} of the CPU spent per invoice (the "
+                    f"efficiency if no core were idle); the cores were {n['cores_busy']:.1%} busy"
                 )
             if "pool_threads_ms_per_invoice" in n:
                 pool, alone = n["pool_threads_ms_per_invoice"], n["ceiling_threads_ms_per_render"]

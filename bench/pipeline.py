@@ -764,8 +764,9 @@ def pipeline_burst(
 
     with profiled(worker, plan.profile_dir, f"pipeline-{size}"):
         cpu_before = cpu_snapshot(worker, renderers)
-        rss_before = _rss_kb(worker.children())
-        pool_threads.start(worker.children())
+        children = worker.children()
+        rss_before = _rss_kb(children)
+        pool_threads.start(children)
         start = now()
         with ThreadPoolExecutor(BURST_THREADS, thread_name_prefix="bench-apply") as appliers:
             slices = [invoices[k::BURST_THREADS] for k in range(BURST_THREADS)]
@@ -802,7 +803,13 @@ def pipeline_burst(
     ceiling = sum(rate * length for rate, length in ceilings) / sum(length for _rate, length in ceilings)
     renders = renderers.renders - ceiling_renders
     per_second = size / seconds
-    result = {
+    spent = cpu_spent(cpu_before, cpu_after)
+    # The render baseline's thread CPU per render, over this burst's ceiling samples.
+    alone_ms = {
+        kind: (value - ceiling_threads[kind]) * 1000 / max(renders, 1) for kind, value in renderers.thread_cpu.items()
+    }
+    pipeline_cpu = spent["machine"] - spent["render_baseline"]  # the ceiling samples' processes left out
+    return {
         "seconds": round(seconds, 2),
         "per_second": round(per_second, 2),
         "per_invoice_ms": round(seconds * 1000 / size, 1),
@@ -835,7 +842,7 @@ def pipeline_burst(
         "render_alone_ms": round(WORKER_CONCURRENCY * 1000 / ceiling, 1),
         # CPU seconds per role from the first apply to the grace after the last message, and per
         # invoice in ms (the render baseline's are its ceiling samples, the worker paused).
-        "cpu_seconds": (spent := cpu_spent(cpu_before, cpu_after)),
+        "cpu_seconds": spent,
         "cpu_ms_per_invoice": {role: round(value * 1000 / size, 1) for role, value in spent.items()},
         # The pool processes' CPU split by thread: the render thread renders, the main thread
         # makes the HTML and does everything else (the email, Celery); against the same split
@@ -843,21 +850,13 @@ def pipeline_burst(
         "pool_threads_ms_per_invoice": {
             kind: round(value * 1000 / size, 1) for kind, value in pool_threads.spent().items()
         },
-        "ceiling_threads_ms_per_render": {
-            kind: round((value - ceiling_threads[kind]) * 1000 / max(renders, 1), 1)
-            for kind, value in renderers.thread_cpu.items()
-        },
+        "ceiling_threads_ms_per_render": {kind: round(value, 1) for kind, value in alone_ms.items()},
+        # What the efficiency is made of: a render's CPU alone over all the CPU the machine spent
+        # per invoice on the pipeline (the efficiency if no core were ever idle), and how busy the
+        # cores were meanwhile.
+        "cpu_bound": (round(sum(alone_ms.values()) * size / (pipeline_cpu * 1000), 3) if pipeline_cpu > 0 else None),
+        "cores_busy": round(pipeline_cpu / ((os.cpu_count() or 1) * seconds), 3),
     }
-    # What the efficiency is made of: a render's CPU alone over all the CPU the machine spent
-    # per invoice on the pipeline (the efficiency if no core were ever idle), and how busy the
-    # cores were meanwhile (the ceiling samples' processes left out of both).
-    alone_ms = (
-        sum((value - ceiling_threads[kind]) for kind, value in renderers.thread_cpu.items()) * 1000 / max(renders, 1)
-    )
-    pipeline_cpu = spent["machine"] - spent["render_baseline"]
-    result["cpu_bound"] = round(alone_ms * size / (pipeline_cpu * 1000), 3) if pipeline_cpu > 0 else None
-    result["cores_busy"] = round(pipeline_cpu / ((os.cpu_count() or 1) * seconds), 3)
-    return result
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from invoices.models import Customer
-from mailer import services
+from mailer import backends, services
 from mailer.models import Delivery, DeliveryAttempt, DeliveryRecipient, FailureNotice
 from mailer.services import delivery_send
 from stores.models import Store
@@ -135,7 +135,6 @@ def test_a_refused_copy_is_recorded_by_the_general_recording(
 def taken_back_during_the_send(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweeper takes the delivery back while the SMTP conversation overruns (as it does
     with a worker it believes dead): queued again, its try's outcome unknown."""
-    send = services.send_message
 
     def overrunning(message: Any, **kwargs: Any) -> Any:
         delivery = Delivery.objects.get(message_id=message.extra_headers["Message-ID"])
@@ -143,7 +142,7 @@ def taken_back_during_the_send(monkeypatch: pytest.MonkeyPatch) -> None:
             state=Delivery.State.QUEUED, next_attempt_at=timezone.now(), unknown_outcomes=1
         )
         DeliveryAttempt.objects.filter(delivery=delivery).update(outcome=DeliveryAttempt.Outcome.UNKNOWN)
-        return send(message, **kwargs)
+        return backends.send_message(message, **kwargs)
 
     monkeypatch.setattr(services, "send_message", overrunning)
 

@@ -22,8 +22,12 @@ pytestmark = pytest.mark.django_db
 __all__ = ["emailing_store", "short_retries"]  # fixtures shared with test_delivery
 
 
-def general_recording_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "_settles_as_all_accepted", lambda *args: False)
+@pytest.fixture(params=["one statement", "general"])
+def recording(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test that takes it runs twice: as the code chooses, and with the general recording only."""
+    if request.param == "general":
+        monkeypatch.setattr(services, "_settles_as_all_accepted", lambda *args: False)
+    return str(request.param)
 
 
 def recorded(delivery: Delivery) -> dict[str, Any]:
@@ -74,17 +78,13 @@ EVERYONE_ACCEPTED = {
 }
 
 
-@pytest.mark.parametrize("path", ["one statement", "general"])
 def test_a_try_accepted_for_every_recipient_is_recorded_alike_by_both_recordings(
-    path: str,
-    monkeypatch: pytest.MonkeyPatch,
+    recording: str,
     smtp_server: SMTPTestServer,
     emailing_store: Store,
     customer_a: Customer,
     cashier_a: User,
 ) -> None:
-    if path == "general":
-        general_recording_only(monkeypatch)
     delivery = delivery_of(apply_invoice(emailing_store, customer_a, cashier_a))
     assert sorted(delivery.recipients.values_list("address", flat=True)) == sorted([CUSTOMER, *COPIES])
 
@@ -147,17 +147,14 @@ def taken_back_during_the_send(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(services, "send_message", overrunning)
 
 
-@pytest.mark.parametrize("path", ["one statement", "general"])
 def test_a_try_that_lost_its_claim_records_its_outcome_and_leaves_the_delivery_to_its_new_holder(
-    path: str,
+    recording: str,
     monkeypatch: pytest.MonkeyPatch,
     smtp_server: SMTPTestServer,
     emailing_store: Store,
     customer_a: Customer,
     cashier_a: User,
 ) -> None:
-    if path == "general":
-        general_recording_only(monkeypatch)
     taken_back_during_the_send(monkeypatch)
     # Read from the logger itself: another test's logging setup may have disabled it for handlers.
     warnings: list[str] = []

@@ -214,7 +214,9 @@ class DeliveryRecipient(models.Model):
     class Meta:
         verbose_name = _("recipient")
         verbose_name_plural = _("recipients")
-        ordering = ["delivery", "-role", "id"]  # the customer ("to") before the copies
+        # By the delivery's id, not "delivery" (its newest-first ordering): that joined the
+        # deliveries table into every read of one delivery's rows.
+        ordering = ["delivery_id", "-role", "id"]  # the customer ("to") before the copies
         constraints = [models.UniqueConstraint(fields=["delivery", "address"], name="delivery_recipient_once")]
 
     def __str__(self) -> str:
@@ -257,7 +259,7 @@ class DeliveryAttempt(models.Model):
     class Meta:
         verbose_name = _("try")
         verbose_name_plural = _("tries")
-        ordering = ["delivery", "number"]
+        ordering = ["delivery_id", "number"]
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="delivery_attempt_number")]
 
     def __str__(self) -> str:
@@ -289,7 +291,7 @@ class FailureNotice(models.Model):
     class Meta:
         verbose_name = _("failure notice")
         verbose_name_plural = _("failure notices")
-        ordering = ["delivery", "id"]
+        ordering = ["delivery_id", "id"]
         constraints = [models.UniqueConstraint(fields=["delivery", "address"], name="failure_notice_once")]
         indexes = [
             # The sweeper's: notices left pending, or sending by a worker that died.

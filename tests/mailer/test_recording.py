@@ -185,3 +185,28 @@ def test_the_one_statement_recording_touches_only_its_delivery(
     other.refresh_from_db()
     assert (other.state, other.sent_at, other.attempts.count()) == (Delivery.State.QUEUED, None, 0)
     assert set(other.recipients.values_list("state", flat=True)) == {DeliveryRecipient.State.PENDING}
+
+
+def test_a_try_reads_its_recipients_tries_and_notices_without_joining_the_deliveries(
+    smtp_server: SMTPTestServer, emailing_store: Store, customer_a: Customer, cashier_a: User
+) -> None:
+    delivery = delivery_of(apply_invoice(emailing_store, customer_a, cashier_a))
+
+    with CaptureQueriesContext(connection) as queries:
+        delivery_send(delivery_id=delivery.pk)
+        rows = list(delivery.recipients.all()), list(delivery.attempts.all()), list(delivery.notices.all())
+
+    reads = [
+        query["sql"]
+        for query in queries.captured_queries
+        for table in ("mailer_deliveryrecipient", "mailer_deliveryattempt", "mailer_failurenotice")
+        if query["sql"].startswith("SELECT") and f'FROM "{table}"' in query["sql"]
+    ]
+    assert len(reads) == 4  # the try's read of its recipients, and the three above
+    assert not [sql for sql in reads if "JOIN" in sql]
+    recipients, _attempts, _notices = rows
+    assert [r.role for r in recipients] == [
+        DeliveryRecipient.Role.TO,
+        DeliveryRecipient.Role.COPY,
+        DeliveryRecipient.Role.COPY,
+    ]

@@ -238,7 +238,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Two messages per pool process: while a process runs one task, the worker holds its next one,
+# handed over as soon as the task ends (the fair scheduler gives a message only to a free
+# process). With one, the ack of a task had to reach Redis before the next message was fetched,
+# and a process waited for that at every task: make bench, bursts of 1,000 invoices, three
+# rounds each way, the cores were 94.9% busy against 94.0%. A message held by a worker that is
+# killed waits for the sweeper, as the one it runs does (acks late).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 2
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_TIMEZONE = TIME_ZONE

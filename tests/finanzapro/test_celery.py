@@ -17,7 +17,7 @@ def test_celery_settings_are_safe_for_redelivery() -> None:
     conf = app.conf
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
-    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_prefetch_multiplier == 2  # the next task at hand, no more
     assert conf.task_serializer == "json"
     assert conf.accept_content == ["json"]
     assert conf.task_soft_time_limit < conf.task_time_limit

@@ -94,21 +94,25 @@ def test_a_try_accepted_for_every_recipient_is_recorded_alike_by_both_recordings
     assert len(smtp_server.messages) == 1
 
 
-def statements_after_the_attempt_row(queries: list[dict[str, str]]) -> list[str]:
-    sql = [query["sql"] for query in queries]
+def statements_after_the_attempt_row(sql: list[str]) -> list[str]:
     (insert,) = [k for k, text in enumerate(sql) if text.startswith('INSERT INTO "mailer_deliveryattempt"')]
     return sql[insert + 1 :]
+
+
+def a_try_with_its_statements(store: Store, customer: Customer, cashier: User) -> tuple[Delivery, list[str]]:
+    """An invoice applied, and its delivery's first try: the delivery, and the try's SQL."""
+    delivery = delivery_of(apply_invoice(store, customer, cashier))
+    with CaptureQueriesContext(connection) as queries:
+        delivery_send(delivery_id=delivery.pk)
+    return delivery, [query["sql"] for query in queries.captured_queries]
 
 
 def test_a_try_accepted_for_every_recipient_is_recorded_in_one_statement(
     smtp_server: SMTPTestServer, emailing_store: Store, customer_a: Customer, cashier_a: User
 ) -> None:
-    delivery = delivery_of(apply_invoice(emailing_store, customer_a, cashier_a))
+    delivery, statements = a_try_with_its_statements(emailing_store, customer_a, cashier_a)
 
-    with CaptureQueriesContext(connection) as queries:
-        delivery_send(delivery_id=delivery.pk)
-
-    (recording,) = statements_after_the_attempt_row(queries.captured_queries)
+    (recording,) = statements_after_the_attempt_row(statements)
     assert recording.lstrip().startswith("WITH claimed AS (")
     assert "FOR UPDATE" not in recording
     assert recorded(delivery) == EVERYONE_ACCEPTED
@@ -118,12 +122,9 @@ def test_a_refused_copy_is_recorded_by_the_general_recording(
     smtp_server: SMTPTestServer, emailing_store: Store, customer_a: Customer, cashier_a: User
 ) -> None:
     smtp_server.refuse(COPIES[0], 550, "5.1.1 No such user")
-    delivery = delivery_of(apply_invoice(emailing_store, customer_a, cashier_a))
+    delivery, statements = a_try_with_its_statements(emailing_store, customer_a, cashier_a)
 
-    with CaptureQueriesContext(connection) as queries:
-        delivery_send(delivery_id=delivery.pk)
-
-    recording = statements_after_the_attempt_row(queries.captured_queries)
+    recording = statements_after_the_attempt_row(statements)
     assert any("FOR UPDATE" in text for text in recording)
     delivery.refresh_from_db()
     assert delivery.state == Delivery.State.SENT
@@ -190,23 +191,21 @@ def test_the_one_statement_recording_touches_only_its_delivery(
 def test_a_try_reads_its_recipients_tries_and_notices_without_joining_the_deliveries(
     smtp_server: SMTPTestServer, emailing_store: Store, customer_a: Customer, cashier_a: User
 ) -> None:
-    delivery = delivery_of(apply_invoice(emailing_store, customer_a, cashier_a))
-
+    delivery, statements = a_try_with_its_statements(emailing_store, customer_a, cashier_a)
     with CaptureQueriesContext(connection) as queries:
-        delivery_send(delivery_id=delivery.pk)
-        rows = list(delivery.recipients.all()), list(delivery.attempts.all()), list(delivery.notices.all())
+        recipients, _attempts, _notices = (
+            list(delivery.recipients.all()),
+            list(delivery.attempts.all()),
+            list(delivery.notices.all()),
+        )
 
+    tables = ("mailer_deliveryrecipient", "mailer_deliveryattempt", "mailer_failurenotice")
     reads = [
-        query["sql"]
-        for query in queries.captured_queries
-        for table in ("mailer_deliveryrecipient", "mailer_deliveryattempt", "mailer_failurenotice")
-        if query["sql"].startswith("SELECT") and f'FROM "{table}"' in query["sql"]
+        sql
+        for sql in statements + [query["sql"] for query in queries.captured_queries]
+        if sql.startswith("SELECT") and any(f'FROM "{table}"' in sql for table in tables)
     ]
     assert len(reads) == 4  # the try's read of its recipients, and the three above
     assert not [sql for sql in reads if "JOIN" in sql]
-    recipients, _attempts, _notices = rows
-    assert [r.role for r in recipients] == [
-        DeliveryRecipient.Role.TO,
-        DeliveryRecipient.Role.COPY,
-        DeliveryRecipient.Role.COPY,
-    ]
+    roles = [r.role for r in recipients]
+    assert roles == [DeliveryRecipient.Role.TO, DeliveryRecipient.Role.COPY, DeliveryRecipient.Role.COPY]

@@ -517,6 +517,12 @@ def _record_sent(
     all the delivery's ``rows``); ``withheld``: addresses the server would have taken but that
     were not sent to, since every customer address was refused."""
     now = timezone.now()
+    all_accepted = error is None and not refused and not withheld
+    if all_accepted and _settles_as_all_accepted(delivery, rows, recipients, rendering):
+        if not _record_all_accepted(delivery, attempt, rendering, now):
+            logger.warning("Delivery %s: try %s finished after losing its claim", delivery.pk, attempt.number)
+        return SendOutcome()
+
     refused_by_key = {_envelope_key(refusal.address): refusal for refusal in refused}
     withheld_keys = {_envelope_key(address) for address in withheld}
     if error is not None:
@@ -541,12 +547,6 @@ def _record_sent(
             outcome = DeliveryAttempt.Outcome.REJECTED
         code = customer_refusals[0].code if customer_refusals and outcome != "accepted" else None
         detail = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
-
-    all_accepted = error is None and not refused and not withheld
-    if all_accepted and _settles_as_all_accepted(delivery, rows, recipients, rendering):
-        if not _record_all_accepted(delivery, attempt, rendering, now):
-            logger.warning("Delivery %s: try %s finished after losing its claim", delivery.pk, attempt.number)
-        return SendOutcome()
 
     with transaction.atomic():
         # Only the claim is read under the lock: the rest of the row is as ``delivery`` read
@@ -628,15 +628,13 @@ def _all_accepted_sql() -> str:
             UPDATE {a["table"]} SET {a["finished_at"]} = %(now)s, {a["outcome"]} = %(accepted)s,
                 {a["smtp_code"]} = NULL, {a["detail"]} = '', {a["problem"]} = %(no_problem)s
             WHERE {a["id"]} = %(attempt)s AND (SELECT count(*) FROM claimed) >= 0
-            RETURNING {a["id"]}
         ), recipients AS (
             UPDATE {r["table"]} SET {r["state"]} = %(recipient_sent)s, {r["sent_at"]} = %(now)s,
                 {r["smtp_code"]} = NULL, {r["smtp_reply"]} = ''
             WHERE {r["delivery"]} = %(delivery)s AND EXISTS (SELECT FROM claimed)
-            RETURNING {r["id"]}
         )
-        SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM attempt), (SELECT count(*) FROM recipients)
-    """  # noqa: S608
+        SELECT count(*) FROM claimed
+    """  # noqa: S608 -- a data-modifying CTE runs whether or not the query reads it
 
 
 def _record_all_accepted(delivery: Delivery, attempt: DeliveryAttempt, rendering: _Rendering, now: datetime) -> bool:
@@ -663,7 +661,7 @@ def _record_all_accepted(delivery: Delivery, attempt: DeliveryAttempt, rendering
                 "recipient_sent": DeliveryRecipient.State.SENT,
             },
         )
-        claimed, _attempts, _recipients = cursor.fetchone()
+        (claimed,) = cursor.fetchone()
     return bool(claimed)
 
 

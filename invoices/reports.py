@@ -68,6 +68,7 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from finanzapro.queries import CompiledRead
 from invoices.models import Invoice, ReportFormat
 from invoices.totals import LineAmounts, LineInput, invoice_totals
 from stores.models import Store
@@ -115,13 +116,17 @@ class ReportRenderTimeout(ReportRenderError):
 # --- Which format -------------------------------------------------------------------------
 
 
+# Read for every email of a store that set no report: compiled once per connection.
+_default_format_read = CompiledRead(lambda: ReportFormat.objects.filter(code=DEFAULT_FORMAT_CODE))
+
+
 def _default_format() -> ReportFormat:
-    try:
-        return ReportFormat.objects.get(code=DEFAULT_FORMAT_CODE)
-    except ReportFormat.DoesNotExist as exc:
+    found = _default_format_read()
+    if not found:
         raise ReportRenderError(
             _("The default report format “%(format)s” is missing.") % {"format": DEFAULT_FORMAT_CODE}
-        ) from exc
+        )
+    return found[0]
 
 
 def report_format_for_print(store: Store) -> ReportFormat:

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from finanzapro.email_addresses import SEPARATOR, parse_address_list
+from finanzapro.queries import CompiledRead
 from invoices.models import Invoice, ReportFormat
 from invoices.reports import (
     ReportRenderError,
@@ -309,6 +310,12 @@ def deliveries_to_send() -> QuerySet[Delivery]:
     )
 
 
+# A try's two reads, their SQL compiled once per worker connection (finanzapro/queries.py):
+# per email, compiling them cost a pool process more CPU than PostgreSQL spent answering them.
+_delivery_to_send = CompiledRead(lambda delivery_id: deliveries_to_send().filter(pk=delivery_id))
+_recipients_of = CompiledRead(lambda delivery_id: DeliveryRecipient.objects.filter(delivery_id=delivery_id))
+
+
 def delivery_send(*, delivery_id: int) -> SendOutcome:
     """One try at delivery ``delivery_id``; what its task calls.
 
@@ -331,7 +338,10 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         )
         return SendOutcome(retry_in=(not_yet - now).total_seconds()) if not_yet else SendOutcome()
 
-    delivery = deliveries_to_send().get(pk=delivery_id)
+    read = _delivery_to_send(delivery_id)
+    if not read:  # deleted since the claim
+        raise Delivery.DoesNotExist(f"Delivery {delivery_id} is gone")
+    delivery = read[0]
     if delivery.invoice is not None and delivery.invoice.store_id == delivery.store_id:
         delivery.invoice.store = delivery.store  # the same row, already read
     number = delivery.attempt_count  # our claim: the outcome is recorded only while it holds
@@ -351,7 +361,9 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
 
     # Every recipient, read once: this try sends to those still waiting, and the recording
     # settles the delivery from all of them (the claim keeps anybody else from changing them).
-    rows = list(delivery.recipients.all())
+    rows = _recipients_of(delivery.pk)
+    for row in rows:
+        row.delivery = delivery  # as delivery.recipients.all() would have set it
     recipients = [r for r in rows if r.state in _WAITING]
     try:
         message = _delivery_email(delivery, recipients, rendering)

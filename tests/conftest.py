@@ -168,6 +168,26 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
     return {**browser_context_args, "locale": "es-CR", "viewport": {"width": 1280, "height": 800}}
 
 
+# --- The ORM --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def compiled_sql(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every query the ORM compiles from now on (Django's compiler, observed)."""
+    from django.db.models.sql.compiler import SQLCompiler
+
+    compiled: list[str] = []
+    as_sql = SQLCompiler.as_sql
+
+    def observed(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+        sql, params = as_sql(self, *args, **kwargs)
+        compiled.append(sql)
+        return sql, params
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", observed)
+    return compiled
+
+
 # --- Cache and mail ------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import email.policy
 import smtplib
 import time
 from collections.abc import Iterator
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import BaseHeader, HeaderRegistry
 from typing import Any
 
 import pytest
@@ -200,6 +200,31 @@ def test_the_wire_policy_makes_each_headers_class_once() -> None:
     assert registry["To"] is not registry["Subject"]
 
 
+def test_the_next_email_parses_only_the_headers_it_does_not_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most headers of an invoice email are the same as the last one's: their text is parsed once."""
+    backends.wire_bytes(an_invoice_like_message())
+    parsed: list[str] = []
+    new = BaseHeader.__new__
+
+    def parsing(cls: type[BaseHeader], name: str, value: Any) -> BaseHeader:
+        parsed.append(name.lower())
+        return new(cls, name, value)
+
+    monkeypatch.setattr(BaseHeader, "__new__", staticmethod(parsing))
+    message = an_invoice_like_message()
+    message.subject = "Factura 1901 de Café Ñandú"
+    message.extra_headers["Message-ID"] = "<factura-1901@finanzapro.local>"
+
+    wire = backends.wire_bytes(message)
+    monkeypatch.undo()
+
+    sent = email.message_from_bytes(wire, policy=email.policy.default)
+    assert (sent["Subject"], sent["Message-ID"]) == ("Factura 1901 de Café Ñandú", "<factura-1901@finanzapro.local>")
+    assert sent["From"].addresses[0].display_name == "Café Ñandú"
+    # Its own subject and Message-ID, and each multipart's Content-Type with its new boundary.
+    assert sorted(parsed) == ["content-type", "content-type", "message-id", "subject"]
+
+
 def an_invoice_like_message() -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
         subject="Factura 1900 de Café Ñandú",
@@ -226,6 +251,7 @@ def test_the_wire_policy_writes_the_same_bytes_as_the_standard_smtp_policy() -> 
 
     sent = wire(backends.WIRE_POLICY)
     assert sent == wire(email.policy.SMTP)
+    assert wire(backends.WIRE_POLICY) == sent  # again, with the headers parsed the first time
     assert "=?utf-8?" in sent.split(b"\r\n\r\n", 1)[0].decode("ascii")
     parsed = email.message_from_bytes(sent, policy=email.policy.default)
     assert parsed["Subject"] == "Factura 1900 de Café Ñandú"

@@ -70,6 +70,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 
 from finanzapro.queries import CompiledRead
 from invoices.models import Invoice, ReportFormat
+from invoices.report_html import report_html
 from invoices.totals import LineAmounts, LineInput, invoice_totals
 from stores.models import Store
 
@@ -553,7 +554,7 @@ class _Renderer:
 
     def _write_pdf(self, html: str, stylesheet: str, *, roll: bool) -> bytes:
         _check_deadline()
-        document = HTML(string=html, url_fetcher=self.url_fetcher).render(
+        document = report_html(html, self.url_fetcher).render(
             font_config=self.font_config, stylesheets=[self.fonts_stylesheet(), self.stylesheet(stylesheet)]
         )
         if roll:

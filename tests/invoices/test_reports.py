@@ -8,6 +8,7 @@ import re
 import subprocess
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -698,3 +699,62 @@ def test_screenshots_of_each_format(
             )
             assert target.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert (screenshots_dir / "report-invoice-letter-60-lines-en-p2.png").exists()
+
+
+# --- Stylesheet texts -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the report templates Django renders from now on, no stylesheet text kept yet."""
+    monkeypatch.setattr(reports, "_stylesheet_texts", OrderedDict(), raising=False)
+    names: list[str] = []
+    render = reports._render_template
+
+    def recording(template_name: str, context: Any) -> str:
+        names.append(template_name)
+        return render(template_name, context)
+
+    monkeypatch.setattr(reports, "_render_template", recording)
+    return names
+
+
+def test_a_formats_stylesheet_is_rendered_once_per_page_size_colour_and_language(
+    rendered_templates: list[str],
+) -> None:
+    ticket, letter = built_in("pos-ticket-80mm"), built_in("invoice-letter")
+    red = built_in("invoice-letter")
+    red.accent_color = "#c0392b"
+
+    texts = {
+        (report_format.code, report_format.accent_color, language): reports._markup(
+            reports.sample_document(Store(name="Tienda"), report_format), report_format, language
+        )[1]
+        for _ in range(3)
+        for report_format in (ticket, letter, red)
+        for language in ("es", "en")
+    }
+
+    stylesheets = [name for name in rendered_templates if name.endswith(".css")]
+    assert len(stylesheets) == 6  # the first time for each format, colour and language only
+    assert len([name for name in rendered_templates if name.endswith(".html")]) == 18  # the HTML every time
+    assert "#c0392b" in texts[("invoice-letter", "#c0392b", "es")]
+    assert "#c0392b" not in texts[("invoice-letter", letter.accent_color, "es")]
+    assert '"Página "' in texts[("invoice-letter", letter.accent_color, "es")]
+    assert '"Page "' in texts[("invoice-letter", letter.accent_color, "en")]
+
+
+def test_a_stylesheet_template_loaded_again_is_rendered_again(rendered_templates: list[str]) -> None:
+    """As after an edit in development: the template loaders' cache is reset, the template read again."""
+    from django.template import engines
+
+    ticket = built_in("pos-ticket-80mm")
+    with translation.override("es"):
+        first = reports._stylesheet_text(ticket)
+        assert reports._stylesheet_text(ticket) is first
+        for loader in engines["django"].engine.template_loaders:  # type: ignore[attr-defined]
+            loader.reset()
+        again = reports._stylesheet_text(ticket)
+
+    assert again == first and again is not first
+    assert rendered_templates == ["reports/pos_ticket_80mm.css"] * 2

@@ -9,7 +9,12 @@ States::
     skipped                              (decided when the invoice is applied: nothing to send)
     queued ──claim──▶ sending ──▶ sent   (the server took it for a customer's address)
       ▲                  │  └───▶ failed (refused for good, retries exhausted, no PDF)
-      └──── retry ───────┘                (4xx, refused connection, timeout; or the sweeper)
+      └──── retry ───────┘
+    sent ───claim──▶ sending ──▶ sent    (copies the server refused for now, tried again on
+                                          their own once the customer has the email)
+
+Retries (4xx, a refused connection, a timeout; or the sweeper) go on until
+MAILER_RETRY_WINDOW_SECONDS after the first try.
 """
 
 from email.utils import make_msgid, parseaddr
@@ -125,6 +130,12 @@ class Delivery(models.Model):
                 fields=["next_attempt_at"], condition=models.Q(state="queued"), name="delivery_queued_due_idx"
             ),
             models.Index(fields=["claimed_at"], condition=models.Q(state="sending"), name="delivery_sending_idx"),
+            # And sent deliveries whose copies are to be tried again.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(state="sent", next_attempt_at__isnull=False),
+                name="delivery_copies_due_idx",
+            ),
             # The Correos pages: a store's (or business's) invoice emails by state and date. Only
             # invoice emails, as the pages filter them: the per-state counts are read off the index
             # alone, without the rows, and a page of the list straight from it.

@@ -104,7 +104,8 @@ def _problem(error: OSError) -> str:
 # is lost (Redis restarted, publish failed) or dies with its worker changes nothing in the
 # row, so the sweeper finds it again; a task delivered twice finds the row already claimed.
 #
-# ``delivery_send`` claims with a conditional UPDATE (queued → sending), renders and talks
+# ``delivery_send`` claims with a conditional UPDATE (queued, or sent with copies to try again,
+# → sending), renders and talks
 # SMTP outside any transaction, then records the outcome under a row lock, checking that the
 # claim is still its own. The attempt row is written before the SMTP conversation, so a
 # worker killed after the server's 250 but before recording leaves an "in progress" attempt
@@ -133,6 +134,8 @@ class SweepResult:
 
 # Recipients still to be sent to: never tried, or told to try later.
 _WAITING = frozenset({DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED})
+# A sent delivery whose copies the server refused for now: its next try sends to them alone.
+_COPIES_TO_RETRY = Q(state=Delivery.State.SENT, next_attempt_at__isnull=False)
 
 
 @dataclass(frozen=True)
@@ -325,14 +328,17 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
     """
     now = timezone.now()
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    claimed = Delivery.objects.filter(due, pk=delivery_id, state=Delivery.State.QUEUED).update(
-        state=Delivery.State.SENDING, claimed_at=now, attempt_count=F("attempt_count") + 1
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id)
+        .filter((Q(state=Delivery.State.QUEUED) & due) | Q(_COPIES_TO_RETRY, next_attempt_at__lte=now))
+        .update(state=Delivery.State.SENDING, claimed_at=now, attempt_count=F("attempt_count") + 1)
     )
     if claimed != 1:
         # Someone else has it or it is finished; or the task came early (a countdown cut to
         # the cap, a timer that fired early): then the task is due again later.
         not_yet = (
-            Delivery.objects.filter(pk=delivery_id, state=Delivery.State.QUEUED, next_attempt_at__gt=now)
+            Delivery.objects.filter(pk=delivery_id, next_attempt_at__gt=now)
+            .filter(Q(state=Delivery.State.QUEUED) | _COPIES_TO_RETRY)
             .values_list("next_attempt_at", flat=True)
             .first()
         )
@@ -467,14 +473,20 @@ def _delivery_email(
             template, context = "invoice", {"invoice": invoice, "customer": invoice.customer, "store": store}
             attachment_name = _attachment_name(invoice)
         rendered = render_email(template, context)
+    to = [r.address for r in recipients if r.role == DeliveryRecipient.Role.TO]
+    headers = {"Message-ID": delivery.message_id}
+    if not to:
+        # The copies' own try, once the customer has the email: the same message, addressed
+        # to the customer in its header, but sent to the copies alone.
+        headers["To"] = ", ".join(delivery.to_addresses)
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=store_sender(store),
-        to=[r.address for r in recipients if r.role == DeliveryRecipient.Role.TO],
+        to=to,
         bcc=[r.address for r in recipients if r.role == DeliveryRecipient.Role.COPY],
         reply_to=[delivery.reply_to] if delivery.reply_to else None,
-        headers={"Message-ID": delivery.message_id},
+        headers=headers,
     )
     message.attach_alternative(rendered.html, "text/html")
     if rendering.pdf is not None:
@@ -547,17 +559,19 @@ def _record_sent(
         problem = DeliveryAttempt.Problem.NONE
         if refused:
             logger.warning("Delivery %s try %s: refused %s", delivery.pk, attempt.number, refused)
-        customer = [r for r in recipients if r.role == DeliveryRecipient.Role.TO]
-        customer_refusals = [
-            refused_by_key[key] for r in customer if (key := _envelope_key(r.address)) in refused_by_key
+        # The try's outcome is the customer's; a try of the copies alone (the customer has
+        # the email) is theirs.
+        deciding = [r for r in recipients if r.role == DeliveryRecipient.Role.TO] or recipients
+        deciding_refusals = [
+            refused_by_key[key] for r in deciding if (key := _envelope_key(r.address)) in refused_by_key
         ]
-        if len(customer_refusals) < len(customer):
+        if len(deciding_refusals) < len(deciding):
             outcome = DeliveryAttempt.Outcome.ACCEPTED
-        elif any(refusal.is_temporary for refusal in customer_refusals):
+        elif any(refusal.is_temporary for refusal in deciding_refusals):
             outcome = DeliveryAttempt.Outcome.DEFERRED
         else:
             outcome = DeliveryAttempt.Outcome.REJECTED
-        code = customer_refusals[0].code if customer_refusals and outcome != "accepted" else None
+        code = deciding_refusals[0].code if deciding_refusals and outcome != "accepted" else None
         detail = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
 
     with transaction.atomic():
@@ -713,13 +727,21 @@ def _settle(delivery: Delivery, now: datetime, rows: Sequence[DeliveryRecipient]
     decide; copies are recorded."""
     customer = [r for r in rows if r.role == DeliveryRecipient.Role.TO]
     unsettled = [r for r in customer if r.state in _WAITING]
+    accepted = [r.sent_at for r in customer if r.sent_at is not None]
+    copies_waiting = [r for r in rows if r.role == DeliveryRecipient.Role.COPY and r.state in _WAITING]
     # A test email is not retried: the person who asked for it is waiting for the answer.
-    if unsettled and not delivery.is_test:
+    # Copies the server refused for now are retried on their own once the customer has the
+    # email, within the same window; the delivery is sent meanwhile.
+    if (unsettled or (accepted and copies_waiting)) and not delivery.is_test:
         delay = retry_delay(delivery.attempt_count)
         deadline = _window_start(delivery) + timedelta(seconds=float(settings.MAILER_RETRY_WINDOW_SECONDS))
         if now + timedelta(seconds=delay) <= deadline:
-            delivery.state, delivery.next_attempt_at = Delivery.State.QUEUED, now + timedelta(seconds=delay)
-            delivery.save(update_fields=["state", "next_attempt_at", "report_format", "report_problem"])
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            if unsettled:
+                delivery.state = Delivery.State.QUEUED
+            else:
+                delivery.state, delivery.sent_at = Delivery.State.SENT, min(accepted)
+            delivery.save(update_fields=["state", "sent_at", "next_attempt_at", "report_format", "report_problem"])
             return SendOutcome(retry_in=delay)
     kind = Delivery.FailureKind.GAVE_UP if unsettled else Delivery.FailureKind.REJECTED
     _finish(delivery, now, rows, kind=kind, detail=_customer_detail(customer, fallback=last_detail))
@@ -735,8 +757,8 @@ def _finish(
     ``rows``: every recipient of the delivery, when the caller has them."""
     rows = list(delivery.recipients.all()) if rows is None else rows
     accepted = [r.sent_at for r in rows if r.role == DeliveryRecipient.Role.TO and r.sent_at is not None]
-    # Copies are not retried on their own once the customer's email is settled; one never
-    # tried (the customer's email did not go) is "withheld", not refused.
+    # A copy still waiting is refused for good (its retries are over); one never tried (the
+    # customer's email did not go) is "withheld", not refused.
     waiting = [r for r in rows if r.state in _WAITING]
     for recipient in waiting:
         never_tried = (
@@ -934,9 +956,9 @@ def _notice_email(delivery: Delivery, address: str, pdf: bytes | None) -> EmailM
 def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
     """Find what the broker lost, from PostgreSQL: the beat task runs it every minute.
 
-    - ``queued`` and due for longer than MAILER_SWEEP_QUEUED_AFTER_SECONDS: its task message
-      was lost (or the queue is that long); queued again. A duplicate is harmless: the claim
-      lets one through.
+    - ``queued`` and due for longer than MAILER_SWEEP_QUEUED_AFTER_SECONDS, or ``sent`` with
+      its copies' next try due as long: its task message was lost (or the queue is that
+      long); queued again. A duplicate is harmless: the claim lets one through.
     - ``sending`` for longer than MAILER_SWEEP_SENDING_AFTER_SECONDS (longer than the hard
       time limit, so its worker is dead): taken back to ``queued`` with a conditional update,
       its try in progress marked "unknown", or ``failed`` when the retry window is over.
@@ -976,17 +998,21 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
                 )
                 failed.append(locked.pk)
             else:
-                locked.state, locked.next_attempt_at = Delivery.State.QUEUED, now
+                # Back to sent when the customer has the email and the try was the copies' own.
+                locked.state = Delivery.State.SENT if locked.sent_at else Delivery.State.QUEUED
+                locked.next_attempt_at = now
                 locked.save(update_fields=["state", "next_attempt_at", "unknown_outcomes"])
                 reset.append(locked.pk)
 
-    overdue = Delivery.objects.filter(state=Delivery.State.QUEUED).filter(
-        Q(next_attempt_at__lt=queued_cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=queued_cutoff)
+    overdue = Delivery.objects.filter(
+        Q(state=Delivery.State.QUEUED, next_attempt_at__lt=queued_cutoff)
+        | Q(state=Delivery.State.QUEUED, next_attempt_at__isnull=True, created_at__lt=queued_cutoff)
+        | Q(_COPIES_TO_RETRY, next_attempt_at__lt=queued_cutoff)
     )
     lost = list(overdue.values_list("pk", flat=True)[:SWEEP_BATCH])
     # Due now, not overdue: the same row is not queued again by the next sweep unless it is
     # still waiting a threshold later.
-    Delivery.objects.filter(pk__in=lost, state=Delivery.State.QUEUED).update(next_attempt_at=now)
+    Delivery.objects.filter(Q(state=Delivery.State.QUEUED) | _COPIES_TO_RETRY, pk__in=lost).update(next_attempt_at=now)
     if lost:
         logger.warning("Queued again %s deliveries whose task was lost or late: %s", len(lost), lost)
 

@@ -70,17 +70,23 @@ def delivery_of(invoice: Invoice) -> Delivery:
 
 
 def finished(invoice: Invoice | None) -> Delivery:
-    """The invoice's delivery once it is sent or failed, and its notices are no longer pending."""
+    """The invoice's delivery once it is sent or failed with nothing more to try (no copies
+    to try again), and its notices are no longer pending."""
     assert invoice is not None, "a test email has no invoice"
 
     def done() -> Delivery | None:
-        delivery = Delivery.objects.filter(invoice=invoice, state__in=["sent", "failed"]).first()
+        delivery = Delivery.objects.filter(
+            invoice=invoice, state__in=["sent", "failed"], next_attempt_at__isnull=True
+        ).first()
         if delivery is None or delivery.notices.filter(state__in=["pending", "sending"]).exists():
             return None
         return delivery
 
     def state() -> str:
-        return repr(list(Delivery.objects.filter(invoice=invoice).values("state", "attempt_count", "claimed_at")))
+        rows = Delivery.objects.filter(invoice=invoice).values(
+            "state", "attempt_count", "claimed_at", "next_attempt_at"
+        )
+        return repr(list(rows))
 
     try:
         return wait_for(done, what=f"the email of {invoice} to be sent or to fail")

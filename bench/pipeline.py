@@ -12,8 +12,8 @@ and noisy), on PostgreSQL and Redis as in production (see bench/env.py):
   to an SMTP sink on 127.0.0.1 that records each Message-ID. The worker has emailed a few
   invoices before the first burst (not counted), as a worker in production has. The ceiling is the same report
   format rendered by 2 processes doing nothing else, measured right before and right after the
-  burst, and for 2 s every 30 s during it (once, halfway, in a shorter burst) with the worker
-  paused (SIGSTOP; the pause is not counted): the machine's speed changes by 10-20% from one
+  burst, and for 2 s about six times during it (every 4 to 30 s) with the worker paused
+  (SIGSTOP; the pause is not counted): the machine's speed changes by 10-20% from one
   few-second sample to the next, so the ceiling is taken across the burst. The pool processes'
   CPU is also split by thread (the render thread's against the baseline's, per render) to show
   what a render costs beside the rest of the pipeline and what the email adds.
@@ -98,7 +98,13 @@ class Plan:
     # Invoices emailed before the first burst, not counted: a worker's first invoices after it
     # starts are a one-time cost (see ``warm_pipeline``).
     pipeline_warm_up: int = 0
-    ceiling_every_seconds: float = 0.0  # during a burst, pause the worker and sample the ceiling this often (0: never)
+    # During a burst the worker is paused now and then and the ceiling sampled: about
+    # ``ceiling_samples`` times, evenly over the burst's expected length, but never more often
+    # than every ``ceiling_min_every_seconds`` nor less often than every ``ceiling_every_seconds``
+    # (0: never).
+    ceiling_every_seconds: float = 0.0
+    ceiling_samples: int = 1
+    ceiling_min_every_seconds: float = 0.0
     ceiling_sample_seconds: float = 2.0
     profile_dir: Path | None = None  # py-spy the worker during each burst, into this folder
 
@@ -113,9 +119,14 @@ FULL = Plan(
     render_samples=15,
     grace_seconds=1.0,
     pipeline_warm_up=50,
-    # Every 30 s, not 15: on a host where a full page renders in 250-290 ms in the pipeline,
+    # At most 30 s apart, not 15: on a host where a full page renders in 250-290 ms in the pipeline,
     # the samples of the 2,000 burst alone took 42 s of a 14:50 run.
     ceiling_every_seconds=30.0,
+    # The machine's speed drifts by 10-20% over tens of seconds: with one sample in a 45 s burst
+    # (every 30 s), the ceiling of the N=500 burst once came out 10% above the speed the burst
+    # itself had (its renders' CPU: 143 ms each against the samples' 130).
+    ceiling_samples=6,
+    ceiling_min_every_seconds=4.0,
 )
 QUICK = Plan(
     apply_invoices=30,
@@ -128,6 +139,8 @@ QUICK = Plan(
     grace_seconds=0.3,
     pipeline_warm_up=5,
     ceiling_every_seconds=5.0,
+    ceiling_samples=2,
+    ceiling_min_every_seconds=2.0,
     ceiling_sample_seconds=1.0,
 )
 
@@ -775,6 +788,7 @@ def pipeline_burst(
     ceilings = [(ceiling_before, plan.ceiling_seconds)]
     paused = 0.0
     next_sample = float("inf")
+    every = plan.ceiling_every_seconds
 
     def between_polls() -> None:
         nonlocal paused, next_sample
@@ -786,7 +800,7 @@ def pipeline_burst(
             with worker.paused():
                 ceilings.append((renderers.ceiling(plan.ceiling_sample_seconds), plan.ceiling_sample_seconds))
             paused += now() - pause_start
-            next_sample = now() + plan.ceiling_every_seconds
+            next_sample = now() + every
 
     with profiled(worker, plan.profile_dir, f"pipeline-{size}"):
         cpu_before = cpu_snapshot(worker, renderers)
@@ -800,11 +814,12 @@ def pipeline_burst(
         for future in futures:
             future.result()
         applies_done = now()
-        # A burst shorter than the sampling interval still gets one sample, halfway through what
-        # is left of it (as expected from the ceiling before it), so that even N=100 is compared
-        # with the machine's speed during the burst and not only around it.
-        left = size / (ceiling_before * PIPELINE_EFFICIENCY_MIN) - (applies_done - start)
-        next_sample = applies_done + min(plan.ceiling_every_seconds, max(left, 0.0) / 2)
+        # The samples spread over what is left of the burst (as expected from the ceiling before
+        # it), the first half an interval in, so that even N=100 is compared with the machine's
+        # speed during the burst and not only around it.
+        left = max(size / (ceiling_before * PIPELINE_EFFICIENCY_MIN) - (applies_done - start), 0.0)
+        every = min(plan.ceiling_every_seconds, max(plan.ceiling_min_every_seconds, left / plan.ceiling_samples))
+        next_sample = applies_done + every / 2
         expected = set(expected_message_ids(ids).values())
         if len(expected) != size:
             raise RuntimeError(f"{len(expected)} deliveries queued for {size} invoices applied with email on")

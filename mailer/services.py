@@ -104,13 +104,13 @@ def _problem(error: OSError) -> str:
 # is lost (Redis restarted, publish failed) or dies with its worker changes nothing in the
 # row, so the sweeper finds it again; a task delivered twice finds the row already claimed.
 #
-# ``delivery_send`` claims with a conditional UPDATE (queued, or sent with copies to try again,
-# → sending), renders and talks
-# SMTP outside any transaction, then records the outcome under a row lock, checking that the
-# claim is still its own. The attempt row is written before the SMTP conversation, so a
-# worker killed after the server's 250 but before recording leaves an "in progress" attempt
-# that the sweeper turns into "unknown": the customer may then get the same message (same
-# Message-ID) a second time, and ``Delivery.unknown_outcomes`` counts it.
+# ``delivery_send`` claims with a conditional UPDATE (queued → sending; or sent → sending, for
+# copies the server asked to try again later), renders and talks SMTP outside any
+# transaction, then records the outcome under a row lock, checking that the claim is still
+# its own. The attempt row is written before the SMTP conversation, so a worker killed after
+# the server's 250 but before recording leaves an "in progress" attempt that the sweeper
+# turns into "unknown": the customer may then get the same message (same Message-ID) a
+# second time, and ``Delivery.unknown_outcomes`` counts it.
 
 ATTACHMENT_NAME = "Factura-%(number)s.pdf"
 PDF_MIMETYPE = "application/pdf"
@@ -960,8 +960,9 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
       its copies' next try due as long: its task message was lost (or the queue is that
       long); queued again. A duplicate is harmless: the claim lets one through.
     - ``sending`` for longer than MAILER_SWEEP_SENDING_AFTER_SECONDS (longer than the hard
-      time limit, so its worker is dead): taken back to ``queued`` with a conditional update,
-      its try in progress marked "unknown", or ``failed`` when the retry window is over.
+      time limit, so its worker is dead): taken back to ``queued`` (``sent`` when the try was
+      the copies' own) with a conditional update, its try in progress marked "unknown", or
+      finished when the retry window is over.
     - notices still pending after the queued threshold: sent again by a task; notices left
       sending by a dead worker: marked failed, never sent twice.
     """

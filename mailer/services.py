@@ -475,7 +475,7 @@ def _delivery_email(
         rendered = render_email(template, context)
     to = [r.address for r in recipients if r.role == DeliveryRecipient.Role.TO]
     headers = {"Message-ID": delivery.message_id}
-    if not to:
+    if not to and delivery.to_addresses:
         # The copies' own try, once the customer has the email: the same message, addressed
         # to the customer in its header, but sent to the copies alone.
         headers["To"] = ", ".join(delivery.to_addresses)

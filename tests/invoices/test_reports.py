@@ -8,7 +8,6 @@ import re
 import subprocess
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -705,9 +704,9 @@ def test_screenshots_of_each_format(
 
 
 @pytest.fixture
-def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The names of the report templates Django renders from now on, no stylesheet text kept yet."""
-    monkeypatch.setattr(reports, "_stylesheet_texts", OrderedDict(), raising=False)
+    reports._rendered_stylesheet.cache_clear()
     names: list[str] = []
     render = reports._render_template
 
@@ -716,7 +715,8 @@ def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return render(template_name, context)
 
     monkeypatch.setattr(reports, "_render_template", recording)
-    return names
+    yield names
+    reports._rendered_stylesheet.cache_clear()  # none of the texts rendered through ``recording``
 
 
 def test_a_formats_stylesheet_is_rendered_once_per_page_size_colour_and_language(

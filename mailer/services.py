@@ -134,8 +134,9 @@ class SweepResult:
 
 # Recipients still to be sent to: never tried, or told to try later.
 _WAITING = frozenset({DeliveryRecipient.State.PENDING, DeliveryRecipient.State.DEFERRED})
-# A sent delivery whose copies the server refused for now: its next try sends to them alone.
-_COPIES_TO_RETRY = Q(state=Delivery.State.SENT, next_attempt_at__isnull=False)
+# Deliveries with a try to come: queued, or sent with copies the server refused for now (their
+# next try sends to them alone).
+_AWAITING_TRY = Q(state=Delivery.State.QUEUED) | Q(state=Delivery.State.SENT, next_attempt_at__isnull=False)
 
 
 @dataclass(frozen=True)
@@ -328,17 +329,14 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
     """
     now = timezone.now()
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    claimed = (
-        Delivery.objects.filter(pk=delivery_id)
-        .filter((Q(state=Delivery.State.QUEUED) & due) | Q(_COPIES_TO_RETRY, next_attempt_at__lte=now))
-        .update(state=Delivery.State.SENDING, claimed_at=now, attempt_count=F("attempt_count") + 1)
+    claimed = Delivery.objects.filter(_AWAITING_TRY, due, pk=delivery_id).update(
+        state=Delivery.State.SENDING, claimed_at=now, attempt_count=F("attempt_count") + 1
     )
     if claimed != 1:
         # Someone else has it or it is finished; or the task came early (a countdown cut to
         # the cap, a timer that fired early): then the task is due again later.
         not_yet = (
-            Delivery.objects.filter(pk=delivery_id, next_attempt_at__gt=now)
-            .filter(Q(state=Delivery.State.QUEUED) | _COPIES_TO_RETRY)
+            Delivery.objects.filter(_AWAITING_TRY, pk=delivery_id, next_attempt_at__gt=now)
             .values_list("next_attempt_at", flat=True)
             .first()
         )
@@ -1006,14 +1004,13 @@ def deliveries_sweep(*, now: datetime | None = None) -> SweepResult:
                 reset.append(locked.pk)
 
     overdue = Delivery.objects.filter(
-        Q(state=Delivery.State.QUEUED, next_attempt_at__lt=queued_cutoff)
+        Q(_AWAITING_TRY, next_attempt_at__lt=queued_cutoff)
         | Q(state=Delivery.State.QUEUED, next_attempt_at__isnull=True, created_at__lt=queued_cutoff)
-        | Q(_COPIES_TO_RETRY, next_attempt_at__lt=queued_cutoff)
     )
     lost = list(overdue.values_list("pk", flat=True)[:SWEEP_BATCH])
     # Due now, not overdue: the same row is not queued again by the next sweep unless it is
     # still waiting a threshold later.
-    Delivery.objects.filter(Q(state=Delivery.State.QUEUED) | _COPIES_TO_RETRY, pk__in=lost).update(next_attempt_at=now)
+    Delivery.objects.filter(_AWAITING_TRY, pk__in=lost).update(next_attempt_at=now)
     if lost:
         logger.warning("Queued again %s deliveries whose task was lost or late: %s", len(lost), lost)
 

@@ -636,6 +636,15 @@ def _apply_slice(invoices: Sequence[Invoice], user: User) -> None:
         connections.close_all()  # this thread's
 
 
+def apply_burst(invoices: Sequence[Invoice], user: User) -> None:
+    """Applies ``invoices`` as cashiers do at once: BURST_THREADS threads, one connection each."""
+    with ThreadPoolExecutor(BURST_THREADS, thread_name_prefix="bench-apply") as appliers:
+        slices = [invoices[k::BURST_THREADS] for k in range(BURST_THREADS)]
+        futures = [appliers.submit(_apply_slice, part, user) for part in slices]
+    for future in futures:
+        future.result()
+
+
 def wait_for_messages(
     sink: Sink, expected: set[str], worker: Worker, timeout: float, on_poll: Callable[[], None] = lambda: None
 ) -> None:
@@ -808,11 +817,7 @@ def pipeline_burst(
         rss_before = _rss_kb(children)
         pool_threads.start(children)
         start = now()
-        with ThreadPoolExecutor(BURST_THREADS, thread_name_prefix="bench-apply") as appliers:
-            slices = [invoices[k::BURST_THREADS] for k in range(BURST_THREADS)]
-            futures = [appliers.submit(_apply_slice, part, bench.user) for part in slices]
-        for future in futures:
-            future.result()
+        apply_burst(invoices, bench.user)
         applies_done = now()
         # The samples spread over what is left of the burst (as expected from the ceiling before
         # it), the first half an interval in, so that even N=100 is compared with the machine's
@@ -1018,11 +1023,7 @@ def warm_pipeline(bench: World, plan: Plan, worker: Worker, sink: Sink) -> None:
     ids = drafts(bench, bench.store_on, plan.pipeline_warm_up)
     invoices = list(Invoice.objects.filter(pk__in=ids).order_by("pk"))
     connections.close_all()
-    with ThreadPoolExecutor(BURST_THREADS, thread_name_prefix="bench-apply") as appliers:
-        for future in [
-            appliers.submit(_apply_slice, invoices[k::BURST_THREADS], bench.user) for k in range(BURST_THREADS)
-        ]:
-            future.result()
+    apply_burst(invoices, bench.user)
     expected = set(expected_message_ids(ids).values())
     wait_for_messages(sink, expected, worker, timeout=120 + 3 * len(ids))
     connections.close_all()

@@ -38,6 +38,7 @@ class _Compiled:
     init_list: list[str]
     model_fields: slice
     related_populators: list[Any]
+    annotation_columns: tuple[tuple[str, int], ...]  # (attribute, column), as QuerySet sets them
     fetch_mode: Any
 
 
@@ -45,8 +46,10 @@ class CompiledRead[M: Model]:
     """``read(*ids)``: the instances ``build(*ids)`` would give, in its order.
 
     ``build`` must make the same SQL whatever the ids (none for a constant read), each id only
-    in its parameters (filters on ids, not filters that vary); no annotations, ``extra()`` or
-    prefetches, which this does not bring along (checked when it is compiled)."""
+    in its parameters (filters on ids, not filters that vary); no ``extra()`` or prefetches,
+    which this does not bring along (checked when it is compiled). Annotations are set on the
+    instances as the queryset sets them. A read that locks (``select_for_update()``) is
+    compiled, and run, inside a transaction, as the queryset would be."""
 
     def __init__(self, build: Callable[..., "QuerySet[M]"], *, using: str = DEFAULT_DB_ALIAS) -> None:
         self._build = build
@@ -73,6 +76,8 @@ class CompiledRead[M: Model]:
             )
             for populator in compiled.related_populators:
                 populator.populate(row, obj)
+            for attribute, column in compiled.annotation_columns:
+                setattr(obj, attribute, row[column])
             objects.append(obj)  # type: ignore[arg-type]  # an instance of build's model
         return objects
 
@@ -90,8 +95,8 @@ class CompiledRead[M: Model]:
         placeholders = _ID_PLACEHOLDERS[:count]
         queryset = self._build(*placeholders)
         query = queryset.query
-        if query.annotation_select or query.extra_select or queryset._prefetch_related_lookups:  # type: ignore[attr-defined]
-            raise ValueError("CompiledRead reads model rows only: no annotations, extra() or prefetch_related()")
+        if query.extra_select or queryset._prefetch_related_lookups:  # type: ignore[attr-defined]
+            raise ValueError("CompiledRead reads model rows and annotations only: no extra() or prefetch_related()")
         if queryset._fetch_mode.track_peers:  # type: ignore[attr-defined]
             raise ValueError("CompiledRead does not track peers: use the queryset itself")
         compiler = query.get_compiler(connection=connection)
@@ -119,5 +124,6 @@ class CompiledRead[M: Model]:
             init_list=[column[0].target.attname for column in select[model_fields]],
             model_fields=model_fields,
             related_populators=get_related_populators(klass_info, select, self._using, queryset._fetch_mode),  # type: ignore[attr-defined]
+            annotation_columns=tuple(compiler.annotation_col_map.items()),
             fetch_mode=queryset._fetch_mode,  # type: ignore[attr-defined]
         )

@@ -3,8 +3,8 @@
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
@@ -101,10 +101,35 @@ def test_it_refuses_a_read_whose_id_is_not_a_parameter(store_a: Store) -> None:
         ignores_its_id(store_a.pk)
 
 
+def test_it_sets_the_querysets_annotations(store_a: Store, customer_a: Customer, admin_a: User) -> None:
+    invoices(store_a, customer_a, admin_a, 2)
+
+    def counted(store_id: int) -> QuerySet[Store]:
+        return (
+            Store.objects.select_related("business")
+            .filter(pk=store_id)
+            .annotate(n=Count("invoices"), has_notes=Exists(Invoice.objects.filter(store=OuterRef("pk"), notes="")))
+        )
+
+    read = CompiledRead(counted)
+    for _round in range(2):  # compiled, then from the compiled SQL
+        (store,) = read(store_a.pk)
+        assert (store.n, store.has_notes) == (2, False)  # type: ignore[attr-defined]
+        assert store.business.name == store_a.business.name
+    expected = counted(store_a.pk).get()
+    assert (expected.n, expected.has_notes) == (2, False)  # type: ignore[attr-defined]
+
+
+def test_a_locking_read_locks_in_its_transaction(store_a: Store, customer_a: Customer, admin_a: User) -> None:
+    invoice = invoices(store_a, customer_a, admin_a, 1)[0]
+    locked = CompiledRead(lambda invoice_id: Invoice.objects.select_for_update(of=("self",)).filter(pk=invoice_id))
+    for _round in range(2):
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            assert [read.pk for read in locked(invoice.pk)] == [invoice.pk]
+        assert 'FOR UPDATE OF "invoices_invoice"' in queries[-1]["sql"]
+
+
 def test_it_refuses_what_it_would_not_bring_along(store_a: Store) -> None:
-    counted = CompiledRead(lambda store_id: Store.objects.filter(pk=store_id).annotate(n=Count("invoices")))
-    with pytest.raises(ValueError, match="no annotations"):
-        counted(store_a.pk)
     prefetched = CompiledRead(lambda store_id: Store.objects.filter(pk=store_id).prefetch_related("invoices"))
-    with pytest.raises(ValueError, match="no annotations"):
+    with pytest.raises(ValueError, match="no extra"):
         prefetched(store_a.pk)

@@ -111,6 +111,24 @@ def test_applying_reads_the_invoice_and_whether_it_has_lines_in_one_locked_state
     assert [sql.split()[0] for sql in others] == ["SELECT", "UPDATE", "UPDATE", "INSERT"]
 
 
+def test_the_next_apply_of_a_connection_compiles_no_read(
+    store_a: Store, customer_a: Customer, cashier_a: User, compiled_sql: list[str]
+) -> None:
+    """The locked read of the invoice (with its store, customer and whether it has lines) is
+    compiled by the first apply of a connection only; the next one runs the same SQL."""
+    invoice_apply(invoice=draft(store_a, customer_a, cashier_a), applied_by=cashier_a)
+    invoice = draft(store_a, customer_a, cashier_a)
+    compiled_sql.clear()
+    with CaptureQueriesContext(connection) as queries:
+        applied = invoice_apply(invoice=invoice, applied_by=cashier_a)
+
+    locked = [query["sql"] for query in queries.captured_queries if "FOR UPDATE" in query["sql"]]
+    assert len(locked) == 1 and str(invoice.pk) in locked[0]
+    assert not [sql for sql in compiled_sql if 'FROM "invoices_invoice"' in sql]
+    assert (applied.pk, applied.status, applied.number) == (invoice.pk, Invoice.Status.APPLIED, 2)
+    assert (applied.store, applied.customer) == (store_a, customer_a)
+
+
 def test_a_cashier_cannot_invoice_in_a_store_not_assigned(
     store_a2: Store, customer_a: Customer, cashier_a: User, admin_a: User, received: list[dict[str, Any]]
 ) -> None:

@@ -51,7 +51,17 @@ def versions() -> dict[str, str]:
         "weasyprint": version("weasyprint"),
         "celery": version("celery"),
         "postgresql": str(postgres),
+        "font_subsetting": font_subsetting(),
     }
+
+
+def font_subsetting() -> str:
+    """What subsets the fonts of every PDF, the project's and the naive baseline's alike (one
+    process, the same libraries): HarfBuzz when libharfbuzz-subset0 is there, else WeasyPrint
+    falls back on fontTools, which made a full page render 2-3x slower on this machine."""
+    from weasyprint.text.ffi import harfbuzz, harfbuzz_subset
+
+    return "HarfBuzz" if harfbuzz_subset is not None and harfbuzz.hb_version_atleast(4, 1, 0) else "fontTools"
 
 
 def main() -> None:
@@ -64,6 +74,13 @@ def main() -> None:
     args = parser.parse_args()
 
     bench.env.ensure_database()
+    if font_subsetting() == "fontTools":
+        print(
+            "warning: fonts are subset by fontTools, libharfbuzz-subset0 is missing: every render, the baselines' "
+            "too, is 2-3x slower than in production (scripts/system-deps run installs it; make bench does)",
+            file=sys.stderr,
+            flush=True,
+        )
     started = time.monotonic()
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}

@@ -114,8 +114,9 @@ def test_applying_reads_the_invoice_and_whether_it_has_lines_in_one_locked_state
 def test_the_next_apply_of_a_connection_compiles_no_read(
     store_a: Store, customer_a: Customer, cashier_a: User, compiled_sql: list[str]
 ) -> None:
-    """The locked read of the invoice (with its store, customer and whether it has lines) is
-    compiled by the first apply of a connection only; the next one runs the same SQL."""
+    """The locked read of the invoice (with its store, customer and whether it has lines) and
+    the read of the cashier's assignment to the store are compiled by the first apply of a
+    connection only; the next one runs the same SQL."""
     invoice_apply(invoice=draft(store_a, customer_a, cashier_a), applied_by=cashier_a)
     invoice = draft(store_a, customer_a, cashier_a)
     compiled_sql.clear()
@@ -124,9 +125,24 @@ def test_the_next_apply_of_a_connection_compiles_no_read(
 
     locked = [query["sql"] for query in queries.captured_queries if "FOR UPDATE" in query["sql"]]
     assert len(locked) == 1 and str(invoice.pk) in locked[0]
-    assert not [sql for sql in compiled_sql if 'FROM "invoices_invoice"' in sql]
+    assignment = [query["sql"] for query in queries.captured_queries if '"accounts_user_stores"' in query["sql"]]
+    assert len(assignment) == 1 and str(cashier_a.pk) in assignment[0] and str(store_a.pk) in assignment[0]
+    assert not [sql for sql in compiled_sql if 'FROM "invoices_invoice"' in sql or '"accounts_user_stores"' in sql]
     assert (applied.pk, applied.status, applied.number) == (invoice.pk, Invoice.Status.APPLIED, 2)
     assert (applied.store, applied.customer) == (store_a, customer_a)
+
+
+def test_a_cashier_taken_off_a_store_is_refused_at_the_next_apply_of_the_connection(
+    store_a: Store, customer_a: Customer, cashier_a: User
+) -> None:
+    invoice_apply(invoice=draft(store_a, customer_a, cashier_a), applied_by=cashier_a)  # the read compiled
+    invoice = draft(store_a, customer_a, cashier_a)
+    cashier_a.stores.remove(store_a)
+
+    with pytest.raises(PermissionDenied):
+        invoice_apply(invoice=invoice, applied_by=cashier_a)
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.number) == (Invoice.Status.DRAFT, None)
 
 
 def test_a_cashier_cannot_invoice_in_a_store_not_assigned(

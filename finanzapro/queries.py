@@ -81,6 +81,17 @@ class CompiledRead[M: Model]:
             objects.append(obj)  # type: ignore[arg-type]  # an instance of build's model
         return objects
 
+    def get(self, *ids: int) -> M:
+        """The one instance ``build(*ids)`` gives, as ``QuerySet.get()``: the model's
+        ``DoesNotExist`` when there is none, ``MultipleObjectsReturned`` when there are more."""
+        found = self(*ids)
+        if len(found) == 1:
+            return found[0]
+        model = self._compiled[connections[self._using]].model
+        if not found:
+            raise model.DoesNotExist(f"{model._meta.object_name} matching {ids} does not exist")  # type: ignore[attr-defined]
+        raise model.MultipleObjectsReturned(f"{len(found)} {model._meta.object_name} rows match {ids}")  # type: ignore[attr-defined]
+
     @staticmethod
     def _converted(row: Any, converters: list[Any], connection: BaseDatabaseWrapper) -> list[Any]:
         values = list(row)

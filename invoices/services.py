@@ -215,10 +215,7 @@ def invoice_apply(*, invoice: Invoice, applied_by: User) -> Invoice:
     Raises PermissionDenied when ``applied_by`` may not invoice in the store, and
     ValidationError (code ``not_draft``, ``no_lines`` or ``negative_total``) otherwise.
     """
-    found = _invoice_to_apply(invoice.pk)
-    if not found:
-        raise Invoice.DoesNotExist(f"Invoice {invoice.pk} does not exist")
-    locked = found[0]
+    locked = _invoice_to_apply.get(invoice.pk)
     _check_can_work_in(applied_by, locked.store)
     if locked.status != Invoice.Status.DRAFT:
         raise ValidationError(

@@ -342,10 +342,7 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         )
         return SendOutcome(retry_in=(not_yet - now).total_seconds()) if not_yet else SendOutcome()
 
-    read = _delivery_to_send(delivery_id)
-    if not read:  # deleted since the claim
-        raise Delivery.DoesNotExist(f"Delivery {delivery_id} is gone")
-    delivery = read[0]
+    delivery = _delivery_to_send.get(delivery_id)  # DoesNotExist: deleted since the claim
     if delivery.invoice is not None and delivery.invoice.store_id == delivery.store_id:
         delivery.invoice.store = delivery.store  # the same row, already read
     number = delivery.attempt_count  # our claim: the outcome is recorded only while it holds

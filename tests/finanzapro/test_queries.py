@@ -55,6 +55,15 @@ def test_it_reads_nothing_for_an_id_no_row_has(store_a: Store, customer_a: Custo
     assert read_invoice(10**12) == []
 
 
+def test_get_gives_the_one_instance_or_the_models_does_not_exist(
+    store_a: Store, customer_a: Customer, admin_a: User
+) -> None:
+    invoice = invoices(store_a, customer_a, admin_a, 1)[0]
+    assert read_invoice.get(invoice.pk) == invoice
+    with pytest.raises(Invoice.DoesNotExist):
+        read_invoice.get(10**12)
+
+
 def test_it_keeps_the_querysets_order(store_a: Store, customer_a: Customer, admin_a: User) -> None:
     invoice = invoices(store_a, customer_a, admin_a, 1)[0]
     lines = CompiledRead(lambda invoice_id: InvoiceLine.objects.filter(invoice_id=invoice_id).order_by("-position"))

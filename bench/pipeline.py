@@ -120,14 +120,19 @@ FULL = Plan(
     render_samples=15,
     grace_seconds=1.0,
     pipeline_warm_up=50,
-    # At most 30 s apart, not 15: on a host where a full page renders in 250-290 ms in the pipeline,
-    # the samples of the 2,000 burst alone took 42 s of a 14:50 run.
-    ceiling_every_seconds=30.0,
     # The machine's speed drifts by 10-20% over tens of seconds: with one sample in a 45 s burst
     # (every 30 s), the ceiling of the N=500 burst once came out 10% above the speed the burst
-    # itself had (its renders' CPU: 143 ms each against the samples' 130).
-    ceiling_samples=6,
-    ceiling_min_every_seconds=4.0,
+    # itself had (its renders' CPU: 143 ms each against the samples' 130). It also swings within
+    # seconds: 2 s samples taken every 4-30 s ranged from 9.1 to 16.4 renders per second within
+    # one burst, and a burst's renders took up to 21% more CPU than the samples around them (N=100,
+    # 8.7 s, 4 samples). So shorter samples, more often: 1.5 s about every tenth of the burst, at
+    # most 10 s apart, at least 3 s: about twice the samples of the N=2,000 burst and 1.5 times
+    # those of N=500, for some 15 s more in all (2 s samples at most 15 s apart once made a full
+    # run on a slow host take 14:50; at most 30 s apart, it took 10:46-11:51).
+    ceiling_every_seconds=10.0,
+    ceiling_samples=10,
+    ceiling_min_every_seconds=3.0,
+    ceiling_sample_seconds=1.5,
 )
 QUICK = Plan(
     apply_invoices=30,

@@ -70,7 +70,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from finanzapro.queries import CompiledRead
-from invoices.models import Invoice, ReportFormat
+from invoices.models import Invoice, InvoiceLine, ReportFormat
 from invoices.report_html import report_html
 from invoices.totals import LineAmounts, LineInput, invoice_totals
 from stores.models import Store
@@ -260,6 +260,10 @@ def _line(position: int, description: str, line: LineInput, amounts: LineAmounts
     )
 
 
+# An invoice's lines, read for every PDF of it (each email's): compiled once per connection.
+_lines_of = CompiledRead(lambda invoice_id: InvoiceLine.objects.filter(invoice_id=invoice_id).order_by("position"))
+
+
 def invoice_document(invoice: Invoice, report_format: ReportFormat) -> ReportDocument:
     seller, logo_name = _seller(invoice.store, report_format)
     customer = invoice.customer
@@ -270,7 +274,7 @@ def invoice_document(invoice: Invoice, report_format: ReportFormat) -> ReportDoc
             LineInput(line.quantity, line.unit_price, line.discount_percent, line.tax_rate),
             LineAmounts(subtotal=line.subtotal, discount=line.discount, tax=line.tax, total=line.total),
         )
-        for line in invoice.lines.order_by("position")
+        for line in _lines_of(invoice.pk)
     )
     return ReportDocument(
         number="" if invoice.number is None else str(invoice.number),

@@ -219,14 +219,15 @@ def test_a_workers_next_email_compiles_none_of_its_reads(
     compiled_sql: list[str],
 ) -> None:
     """The reads of the delivery (with its invoice, customer, store and reports), of its
-    recipients and of the default report are compiled by the first email of a connection only;
-    the next email runs the same SQL with its own ids."""
+    recipients, of the default report and of the invoice's lines are compiled by the first
+    email of a connection only; the next email runs the same SQL with its own ids."""
 
     def reads(statements: list[str]) -> dict[str, list[str]]:
         return {
             "delivery": [s for s in statements if 'FROM "mailer_delivery"' in s and '"invoices_customer"' in s],
             "recipients": [s for s in statements if s.startswith("SELECT") and 'FROM "mailer_deliveryrecipient"' in s],
             "default report": [s for s in statements if s.startswith("SELECT") and 'FROM "invoices_reportformat"' in s],
+            "lines": [s for s in statements if s.startswith("SELECT") and 'FROM "invoices_invoiceline"' in s],
         }
 
     _first, _statements = a_try_with_its_statements(emailing_store, customer_a, cashier_a)
@@ -235,6 +236,7 @@ def test_a_workers_next_email_compiles_none_of_its_reads(
 
     ran = reads(statements)
     assert all(len(ran[read]) == 1 for read in ran), ran  # each read ran once…
-    assert reads(compiled_sql) == {"delivery": [], "recipients": [], "default report": []}  # …none compiled again
+    assert reads(compiled_sql) == {"delivery": [], "recipients": [], "default report": [], "lines": []}  # …none again
     assert recorded(second) == EVERYONE_ACCEPTED
     assert str(second.pk) in ran["delivery"][0] and str(second.pk) in ran["recipients"][0]
+    assert second.invoice_id is not None and str(second.invoice_id) in ran["lines"][0]

@@ -12,7 +12,7 @@ and noisy), on PostgreSQL and Redis as in production (see bench/env.py):
   to an SMTP sink on 127.0.0.1 that records each Message-ID. The worker has emailed a few
   invoices before the first burst (not counted), as a worker in production has. The ceiling is the same report
   format rendered by 2 processes doing nothing else, measured right before and right after the
-  burst, and for 2 s about six times during it (every 4 to 30 s) with the worker paused
+  burst, and for 1.5 s about ten times during it (every 3 to 10 s) with the worker paused
   (SIGSTOP; the pause is not counted): the machine's speed changes by 10-20% from one
   few-second sample to the next, so the ceiling is taken across the burst. The pool processes'
   CPU is also split by thread (the render thread's against the baseline's, per render) to show

@@ -138,7 +138,7 @@ FULL = Plan(
     ceiling_min_every_seconds=3.0,
     ceiling_sample_seconds=1.5,
     # Its renders once took 19% and 21% more CPU than the ceiling samples around them (efficiency
-    # 0.799 and 0.737) in runs whose N=500 and N=2,000 gave 0.783-0.863. The two more bursts, with
+    # 0.799 and 0.737) in runs whose N=500 and N=2,000 gave 0.784-0.863. The two more bursts, with
     # their database reset, drafts and ceiling samples, add about 45 s (a full run took 9:52).
     smallest_repeats=3,
 )

@@ -830,8 +830,9 @@ def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 
 
 def pipeline_burst(
-    bench: World, plan: Plan, size: int, worker: Worker, sink: Sink, renderers: Renderers
+    bench: World, plan: Plan, size: int, worker: Worker, sink: Sink, renderers: Renderers, *, name: str = ""
 ) -> dict[str, Any]:
+    """One burst of ``size``; ``name`` is its profile's (default ``pipeline-<size>``)."""
     reset_database()
     sink.clear()
     baseline_ids = applied(bench, bench.store_off, 4)
@@ -864,7 +865,7 @@ def pipeline_burst(
             paused += now() - pause_start
             next_sample = now() + every
 
-    with profiled(worker, plan.profile_dir, f"pipeline-{size}"):
+    with profiled(worker, plan.profile_dir, name or f"pipeline-{size}"):
         cpu_before = cpu_snapshot(worker, renderers)
         children = worker.children()
         rss_before = _rss_kb(children)
@@ -1093,7 +1094,9 @@ def pipeline(bench: World, plan: Plan, worker: Worker, sink: Sink, renderers: Re
     results["warm_up"] = {"invoices": plan.pipeline_warm_up, "seconds": round(now() - started, 1)}
     for size in plan.pipeline_sizes:
         repeats = plan.smallest_repeats if size == min(plan.pipeline_sizes) else 1
-        bursts = [pipeline_burst(bench, plan, size, worker, sink, renderers) for _ in range(repeats)]
+        # A repeated burst's profiles each get a file of their own (pipeline-100-1, -2, -3).
+        names = [f"pipeline-{size}-{run}" if repeats > 1 else "" for run in range(1, repeats + 1)]
+        bursts = [pipeline_burst(bench, plan, size, worker, sink, renderers, name=name) for name in names]
         median = sorted(bursts, key=lambda burst: burst["efficiency"])[len(bursts) // 2]
         if repeats > 1:
             # Every message of every burst counted, not only the median one's.
